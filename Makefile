@@ -1,0 +1,37 @@
+# `make demo` and `make test` are the two commands of the README's quick start: each one
+# creates .venv and installs what it needs on first use.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test lint format clean bench
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	# A CPU build of torch when none is installed; GPU servers keep their own CUDA build.
+	$(BIN)/python -c "import torch" 2>/dev/null || $(BIN)/pip install --quiet "torch==2.13.0" || $(BIN)/pip install --quiet torch
+	$(BIN)/pip install --quiet -e ".[dev]"
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/tuiwiz demo
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check tuiwiz tests bench
+	$(BIN)/ruff format --check tuiwiz tests bench
+
+format: $(STAMP)
+	$(BIN)/ruff format tuiwiz tests bench
+	$(BIN)/ruff check --fix tuiwiz tests bench
+
+bench: $(STAMP)
+	$(BIN)/python bench/engine_overhead.py
+	$(BIN)/python bench/data_prep.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -1,0 +1,113 @@
+"""The run configuration: defaults, types, ranges, names, overrides."""
+
+from __future__ import annotations
+
+import pytest
+
+from tuiwiz import config
+from tuiwiz.errors import ConfigError
+
+MINIMAL = {"model": {"name_or_path": "m"}, "data": {"path": "d.jsonl"}}
+
+
+def with_(section: str, **keys):
+    raw = {s: dict(t) for s, t in MINIMAL.items()}
+    raw.setdefault(section, {}).update(keys)
+    return raw
+
+
+def test_minimal_preset_is_filled_with_defaults():
+    resolved = config.validate(MINIMAL)
+    assert resolved["quantization"]["load_in_4bit"] is True
+    assert resolved["quantization"]["bnb_4bit_quant_type"] == "nf4"
+    assert resolved["lora"]["target_modules"] == "all-linear"
+    assert resolved["training"]["learning_rate"] == 2e-4
+    assert resolved["data"]["format"] == "auto"
+    assert resolved["model"]["trust_remote_code"] is False
+
+
+def test_training_accepts_any_training_arguments_field():
+    resolved = config.validate(
+        with_("training", neftune_noise_alpha=5.0, lr_scheduler_type="linear")
+    )
+    assert resolved["training"]["neftune_noise_alpha"] == 5.0
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        (with_("lora", rr=8), "unknown key [lora] rr (did you mean 'r'?)"),
+        (with_("training", learnig_rate=1e-4), "(did you mean 'learning_rate'?)"),
+        ({**MINIMAL, "trainig": {}}, "unknown key 'trainig' (did you mean 'training'?)"),
+        (with_("lora", r="16"), "[lora] r must be an integer, got '16'"),
+        (with_("lora", r=0), "[lora] r must be > 0, got 0"),
+        (with_("lora", r=True), "[lora] r must be an integer, got True"),
+        (with_("lora", lora_dropout=1.0), "[lora] lora_dropout must be in [0, 1), got 1.0"),
+        (with_("lora", lora_dropout=-0.1), "must be in [0, 1)"),
+        (with_("lora", target_modules=[]), "must be a non-empty list of module names"),
+        (with_("lora", target_modules="all"), '"all-linear"'),
+        (with_("training", learning_rate=0), "[training] learning_rate must be > 0, got 0"),
+        (with_("training", learning_rate=-1e-4), "must be > 0"),
+        (with_("training", learning_rate="fast"), "[training] learning_rate expects"),
+        (
+            with_("training", per_device_train_batch_size=0),
+            "per_device_train_batch_size must be > 0",
+        ),
+        (with_("training", gradient_accumulation_steps=-2), "must be > 0"),
+        (with_("training", bf16=1), "[training] bf16 expects bool"),
+        (with_("training", fp16=True, bf16=True), "fp16 and bf16 are both true"),
+        (with_("training", output_dir="x"), "cannot be set in a preset"),
+        (with_("training", hub_token="hf_x"), "tokens are never stored in presets"),
+        (with_("quantization", load_in_8bit=True), "load_in_4bit and load_in_8bit are both true"),
+        (
+            with_("quantization", bnb_4bit_quant_type="nf5"),
+            "is not one of 'nf4', 'fp4' (did you mean 'nf4'?)",
+        ),
+        (with_("data", format="chat"), "[data] format = 'chat' is not one of"),
+        (with_("data", max_seq_length=0), "max_seq_length must be > 0"),
+        (with_("data", columns={"output": 3}), "must map column names"),
+        ({"data": {"path": "d"}}, "[model] name_or_path is required"),
+        ({**MINIMAL, "schema_version": 2}, "schema_version 2 is not supported"),
+        ({**MINIMAL, "lora": 3}, "'lora' must be a table"),
+    ],
+)
+def test_bad_values_get_one_line_errors(raw, message):
+    with pytest.raises(ConfigError) as info:
+        config.validate(raw, source="p.toml")
+    text = str(info.value)
+    assert message in text
+    assert text.startswith("p.toml")
+    assert "\n" not in text
+
+
+def test_overrides_parse_toml_values_and_bare_words():
+    raw = config.apply_overrides(
+        MINIMAL,
+        [
+            "training.learning_rate=1e-4",
+            'lora.target_modules=["q_proj", "v_proj"]',
+            "training.lr_scheduler_type=cosine",
+            "training.gradient_checkpointing=false",
+            "model.name_or_path=Qwen/Qwen2.5-0.5B",
+        ],
+    )
+    assert raw["training"]["learning_rate"] == 1e-4
+    assert raw["lora"]["target_modules"] == ["q_proj", "v_proj"]
+    assert raw["training"]["lr_scheduler_type"] == "cosine"
+    assert raw["training"]["gradient_checkpointing"] is False
+    assert raw["model"]["name_or_path"] == "Qwen/Qwen2.5-0.5B"
+    assert MINIMAL["model"]["name_or_path"] == "m"  # the original is not modified
+
+
+@pytest.mark.parametrize("text", ["learning_rate=1", "training.lr", "trainin.lr=1"])
+def test_malformed_overrides(text):
+    with pytest.raises(ConfigError, match="--set"):
+        config.apply_overrides(MINIMAL, [text])
+
+
+def test_effective_batch_size():
+    resolved = config.validate(
+        with_("training", per_device_train_batch_size=4, gradient_accumulation_steps=4)
+    )
+    assert config.effective_batch_size(resolved) == 16
+    assert config.effective_batch_size(resolved, world_size=2) == 32

@@ -1,0 +1,5 @@
+import sys
+
+from tuiwiz.cli import main
+
+sys.exit(main())

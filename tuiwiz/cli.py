@@ -1,0 +1,46 @@
+"""The `tuiwiz` command line: argument parsing and dispatch only; each command lives in
+tuiwiz/commands/NAME.py with `add_parser(subparsers)` and `run(args) -> int`."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from tuiwiz import __version__
+from tuiwiz.errors import TuiwizError
+
+COMMANDS = ["run", "demo", "explain", "presets"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="tuiwiz",
+        description="Configure and run LoRA / QLoRA fine-tunes from the terminal.",
+    )
+    parser.add_argument("--version", action="version", version=f"tuiwiz {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name in COMMANDS:
+        module = importlib.import_module(f"tuiwiz.commands.{name.replace('-', '_')}")
+        module.add_parser(sub).set_defaults(handler=module.run)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "handler", None):
+        parser.print_help()
+        return 0
+    try:
+        return int(args.handler(args) or 0)
+    except TuiwizError as e:
+        print(f"tuiwiz: error: {e}", file=sys.stderr)
+        return e.exit_code
+    except KeyboardInterrupt:
+        print("tuiwiz: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,156 @@
+"""Follow a running job in the terminal: a rich progress bar on a TTY, plain lines otherwise.
+
+Ctrl-C asks the training process to stop gracefully (it saves a checkpoint first).
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from typing import Any
+
+from tuiwiz.train import events as ev
+from tuiwiz.train.jobs import Job
+
+EXIT_CODES = {"finished": 0, "failed": 1, "stopped": 3}
+
+
+def step_line(e: dict[str, Any]) -> str:
+    parts = [f"step {e['step']}/{e.get('max_steps', '?')}", f"loss {e['loss']:.4f}"]
+    if e.get("learning_rate") is not None:
+        parts.append(f"lr {e['learning_rate']:.2e}")
+    if e.get("tokens_per_second"):
+        parts.append(f"{e['tokens_per_second']:.0f} tok/s")
+    parts.append(f"epoch {e.get('epoch', 0):.2f}")
+    return "  ".join(parts)
+
+
+def _format_duration(seconds: float) -> str:
+    seconds = int(seconds)
+    return (
+        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
+        if seconds >= 3600
+        else f"{seconds // 60}m{seconds % 60:02d}s"
+    )
+
+
+def follow_job(job: Job) -> int:
+    started = time.monotonic()
+    interactive = sys.stdout.isatty()
+    first_loss = last_loss = None
+    try:
+        if interactive:
+            first_loss, last_loss = _follow_rich(job)
+        else:
+            first_loss, last_loss = _follow_plain(job)
+    except KeyboardInterrupt:
+        print(
+            "\ntuiwiz: stopping: saving a checkpoint first "
+            "(Ctrl-C again leaves the run going in the background)",
+            flush=True,
+        )
+        job.stop()
+        try:
+            _follow_plain(job, quiet=True)
+        except KeyboardInterrupt:
+            print(f"tuiwiz: left running in the background (pid {job.pid}): {job.run.path}")
+            return 130
+    code = job.wait()
+    status = job.run.status()
+    state = status.get("state", "failed")
+    took = _format_duration(time.monotonic() - started)
+    if state == "finished":
+        loss = f"loss {first_loss:.4f} -> {last_loss:.4f}" if first_loss is not None else ""
+        print(f"tuiwiz: finished in {took}; {loss}; adapter: {status.get('adapter')}")
+    elif state == "stopped":
+        print(
+            f"tuiwiz: stopped at step {status.get('step')}; resume with "
+            f"`tuiwiz run --resume {job.run.path}`"
+        )
+    else:
+        print(
+            f"tuiwiz: error: the run failed: {status.get('reason') or f'exit code {code}'} "
+            f"(log: {job.run.log})",
+            file=sys.stderr,
+        )
+    return EXIT_CODES.get(state, 1)
+
+
+def _events(job: Job):
+    return ev.follow(job.run.events, stop=lambda: not job.alive())
+
+
+def _follow_plain(job: Job, quiet: bool = False) -> tuple[float | None, float | None]:
+    first = last = None
+    for e in _events(job):
+        kind = e["event"]
+        if kind == "step":
+            first = e["loss"] if first is None else first
+            last = e["loss"]
+        if quiet:
+            continue
+        if kind == "step":
+            print(step_line(e), flush=True)
+        elif kind == "eval":
+            print(f"eval  step {e['step']}  eval_loss {e['eval_loss']:.4f}", flush=True)
+        elif kind == "started":
+            print(
+                f"training: {e.get('max_steps')} steps on {e.get('device')}, "
+                f"{e.get('train_examples')} examples, "
+                f"effective batch {e.get('effective_batch_size')}",
+                flush=True,
+            )
+        elif kind == "checkpoint":
+            print(f"checkpoint saved at step {e['step']}", flush=True)
+    return first, last
+
+
+def _follow_rich(job: Job) -> tuple[float | None, float | None]:
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    first = last = None
+    columns = (
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("{task.fields[info]}"),
+        TimeElapsedColumn(),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, transient=False) as progress:
+        task = progress.add_task("preparing", total=None, info="")
+        for e in _events(job):
+            kind = e["event"]
+            if kind == "started":
+                progress.update(
+                    task,
+                    description="training",
+                    total=e.get("max_steps"),
+                    completed=e.get("step", 0),
+                )
+                progress.console.print(
+                    f"{e.get('max_steps')} steps on {e.get('device')}, "
+                    f"{e.get('train_examples')} examples, effective batch "
+                    f"{e.get('effective_batch_size')}"
+                )
+            elif kind == "step":
+                first = e["loss"] if first is None else first
+                last = e["loss"]
+                progress.update(
+                    task,
+                    completed=e["step"],
+                    total=e.get("max_steps"),
+                    info=f"loss {e['loss']:.4f}  {e.get('tokens_per_second') or 0:.0f} tok/s",
+                )
+            elif kind == "eval":
+                progress.console.print(f"eval at step {e['step']}: eval_loss {e['eval_loss']:.4f}")
+            elif kind == "checkpoint":
+                progress.console.print(f"checkpoint saved at step {e['step']}")
+    return first, last

@@ -1,0 +1,53 @@
+"""`tuiwiz run PRESET`: train headless, exactly as the TUI would launch it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from tuiwiz.errors import TuiwizError
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("run", help="train from a preset, with no UI")
+    p.add_argument("preset", nargs="?", help="a preset file, or the name of a shipped or saved one")
+    p.add_argument(
+        "--set",
+        dest="overrides",
+        action="append",
+        default=[],
+        metavar="SECTION.KEY=VALUE",
+        help="override a preset key, e.g. --set training.learning_rate=1e-4 (repeatable)",
+    )
+    p.add_argument("--output-dir", type=Path, help="the run directory (default: ./runs/NAME-TIME)")
+    p.add_argument(
+        "--resume", type=Path, metavar="RUN_DIR", help="continue a run from its latest checkpoint"
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from tuiwiz.commands.follow import follow_job
+    from tuiwiz.train import jobs
+
+    notice = lambda message: print(f"tuiwiz: {message}", file=sys.stderr, flush=True)  # noqa: E731
+    if args.resume:
+        if args.preset or args.overrides or args.output_dir:
+            raise TuiwizError(
+                "--resume continues a run as it was: give no preset, --set or --output-dir"
+            )
+        if not args.resume.is_dir():
+            raise TuiwizError(f"{args.resume}: no such run directory")
+        job = jobs.start(args.resume.resolve(), resume=True, progress=notice)
+        print(f"tuiwiz: resuming {job.run.path}", flush=True)
+    else:
+        if not args.preset:
+            raise TuiwizError("give a preset to run (see `tuiwiz presets`), or --resume RUN_DIR")
+        from tuiwiz import presets
+
+        config, _ = presets.load(args.preset, args.overrides)
+        run_dir = (args.output_dir or jobs.default_run_dir(config["name"])).resolve()
+        job = jobs.start(run_dir, config=config, progress=notice)
+        print(f"tuiwiz: run directory {job.run.path}", flush=True)
+    return follow_job(job)

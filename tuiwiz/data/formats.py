@@ -1,0 +1,148 @@
+"""Dataset formats: detect them and turn each row into a normalized example.
+
+An example is either a conversation (a list of {"role", "content"} messages, which the model's chat
+template renders), a prompt/completion pair of plain strings, or a plain text.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuiwiz.errors import DataError
+
+# The columns each format reads, by their canonical names ([data] columns maps them to yours).
+REQUIRED = {
+    "alpaca": ("instruction", "output"),
+    "messages": ("messages",),
+    "sharegpt": ("conversations",),
+    "prompt_completion": ("prompt", "completion"),
+    "text": ("text",),
+}
+OPTIONAL = {"alpaca": ("input", "system")}
+# Detection order: the most specific format first.
+DETECTION_ORDER = ("messages", "sharegpt", "alpaca", "prompt_completion", "text")
+SHAREGPT_ROLES = {
+    "human": "user",
+    "user": "user",
+    "gpt": "assistant",
+    "assistant": "assistant",
+    "system": "system",
+    "model": "assistant",
+    "bot": "assistant",
+}
+
+
+@dataclass
+class Example:
+    messages: list[dict[str, str]] | None = None
+    prompt: str | None = None
+    completion: str | None = None
+    text: str | None = None
+
+
+@dataclass
+class Normalized:
+    format: str
+    examples: list[Example]
+    skipped: dict[str, int] = field(default_factory=dict)  # reason -> count
+
+
+def _column(canonical: str, columns: dict[str, str]) -> str:
+    return columns.get(canonical, canonical)
+
+
+def detect(rows: list[dict[str, Any]], columns: dict[str, str], source: str) -> tuple[str, str]:
+    """Return (format, why) from the columns of the first rows."""
+    seen: set[str] = set()
+    for row in rows[:20]:
+        seen.update(row)
+    for fmt in DETECTION_ORDER:
+        needed = [_column(c, columns) for c in REQUIRED[fmt]]
+        if all(c in seen for c in needed):
+            return fmt, f"found column{'s' if len(needed) > 1 else ''} {', '.join(needed)}"
+    found = ", ".join(sorted(seen)) or "none"
+    raise DataError(
+        f"{source}: cannot tell the dataset format from its columns ({found}); expected "
+        "instruction/output (alpaca), messages, conversations (sharegpt), prompt/completion or "
+        'text. Set [data] format, and map your columns with [data] columns = {output = "answer"}'
+    )
+
+
+def _text(value: Any) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _messages(value: Any, sharegpt: bool) -> list[dict[str, str]] | str:
+    """Normalized messages, or the reason the value cannot be used."""
+    if not isinstance(value, list) or not value:
+        return "empty or not a list of messages"
+    out = []
+    for m in value:
+        if not isinstance(m, dict):
+            return "a message is not an object"
+        role = m.get("from") if sharegpt else m.get("role")
+        content = m.get("value") if sharegpt else m.get("content")
+        role = SHAREGPT_ROLES.get(role) if sharegpt else role
+        if role not in ("system", "user", "assistant", "tool") or not isinstance(content, str):
+            return "a message has an unknown role or non-text content"
+        out.append({"role": role, "content": content})
+    if not any(m["role"] == "assistant" for m in out):
+        return "no assistant message to learn from"
+    return out
+
+
+def to_example(row: dict[str, Any], fmt: str, columns: dict[str, str]) -> Example | str:
+    """One row as an Example, or the reason it must be skipped."""
+    get = lambda name: row.get(_column(name, columns))  # noqa: E731
+    if fmt in ("messages", "sharegpt"):
+        messages = _messages(get(REQUIRED[fmt][0]), sharegpt=fmt == "sharegpt")
+        return messages if isinstance(messages, str) else Example(messages=messages)
+    if fmt == "alpaca":
+        instruction, output = _text(get("instruction")), _text(get("output"))
+        extra, system = get("input"), get("system")
+        if not instruction or output is None or not output.strip():
+            return "empty or non-text instruction/output"
+        if extra is not None and not isinstance(extra, str):
+            return "non-text input"
+        user = f"{instruction}\n\n{extra}" if extra else instruction
+        messages = (
+            [{"role": "system", "content": system}] if isinstance(system, str) and system else []
+        )
+        messages += [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
+        return Example(messages=messages)
+    if fmt == "prompt_completion":
+        prompt, completion = _text(get("prompt")), _text(get("completion"))
+        if prompt is None or not completion:
+            return "empty or non-text prompt/completion"
+        return Example(prompt=prompt, completion=completion)
+    text = _text(get("text"))
+    return Example(text=text) if text and text.strip() else "empty or non-text text"
+
+
+def normalize(
+    rows: list[dict[str, Any]], fmt: str, columns: dict[str, str], source: str
+) -> Normalized:
+    """Turn rows into examples; rows that cannot be used are skipped and counted by reason."""
+    if fmt == "auto":
+        fmt, _ = detect(rows, columns, source)
+    needed = [_column(c, columns) for c in REQUIRED[fmt]]
+    seen: set[str] = set().union(*(row.keys() for row in rows[:20]))
+    missing = [c for c in needed if c not in seen]
+    if missing:
+        raise DataError(
+            f"{source}: format '{fmt}' needs column{'s' if len(missing) > 1 else ''} "
+            f"{', '.join(missing)}, found {', '.join(sorted(seen)) or 'none'}; map yours with "
+            f'[data] columns = {{{REQUIRED[fmt][0]} = "your_column"}}'
+        )
+    result = Normalized(fmt, [])
+    for row in rows:
+        example = to_example(row, fmt, columns)
+        if isinstance(example, str):
+            result.skipped[example] = result.skipped.get(example, 0) + 1
+        else:
+            result.examples.append(example)
+    if not result.examples:
+        reasons = "; ".join(f"{n} {why}" for why, n in result.skipped.items())
+        raise DataError(f"{source}: no usable rows for format '{fmt}' ({reasons})")
+    return result

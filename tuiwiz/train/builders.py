@@ -1,0 +1,146 @@
+"""Map a resolved preset onto the Hugging Face objects: BitsAndBytesConfig, the model, LoraConfig,
+the tokenizer and SFTConfig (a TrainingArguments subclass)."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from tuiwiz.errors import ConfigError
+
+
+def device_kind() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def bnb_config(quantization: dict[str, Any]):
+    import torch
+    from transformers import BitsAndBytesConfig
+
+    if quantization["load_in_4bit"]:
+        return BitsAndBytesConfig(
+            load_in_4bit=True,
+            bnb_4bit_quant_type=quantization["bnb_4bit_quant_type"],
+            bnb_4bit_use_double_quant=quantization["bnb_4bit_use_double_quant"],
+            bnb_4bit_compute_dtype=getattr(torch, quantization["bnb_4bit_compute_dtype"]),
+        )
+    if quantization["load_in_8bit"]:
+        return BitsAndBytesConfig(load_in_8bit=True)
+    return None
+
+
+def model_dtype(config: dict[str, Any]):
+    """The dtype weights load in: the compute dtype when quantized, else torch_dtype or auto."""
+    import torch
+
+    name = config["model"]["torch_dtype"]
+    if name != "auto":
+        return getattr(torch, name)
+    if config["quantization"]["load_in_4bit"]:
+        return getattr(torch, config["quantization"]["bnb_4bit_compute_dtype"])
+    if torch.cuda.is_available():
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.float32
+
+
+def load_tokenizer(path: str, config: dict[str, Any]):
+    from transformers import AutoTokenizer
+
+    model = config["model"]
+    tokenizer = AutoTokenizer.from_pretrained(
+        path, revision=model["revision"], trust_remote_code=model["trust_remote_code"]
+    )
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token  # batches need padding; EOS is the usual stand-in
+    return tokenizer
+
+
+def load_model(path: str, config: dict[str, Any]):
+    """The base model, quantized as the preset says, prepared for k-bit training, with LoRA."""
+    import torch
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM
+
+    model_cfg, lora, training = config["model"], config["lora"], config["training"]
+    quantization = bnb_config(config["quantization"])
+    model = AutoModelForCausalLM.from_pretrained(
+        path,
+        revision=model_cfg["revision"],
+        trust_remote_code=model_cfg["trust_remote_code"],
+        attn_implementation=model_cfg["attn_implementation"],
+        quantization_config=quantization,
+        dtype=model_dtype(config),
+        device_map={"": 0} if torch.cuda.is_available() else None,
+    )
+    checkpointing = bool(training.get("gradient_checkpointing"))
+    # Non-reentrant checkpointing works with frozen inputs and with DDP (torch's recommendation).
+    checkpointing_kwargs = {"use_reentrant": False}
+    if quantization is not None:
+        model = prepare_model_for_kbit_training(
+            model,
+            use_gradient_checkpointing=checkpointing,
+            gradient_checkpointing_kwargs=checkpointing_kwargs,
+        )
+    elif checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing_kwargs)
+        model.enable_input_require_grads()
+    peft_config = LoraConfig(
+        r=lora["r"],
+        lora_alpha=lora["lora_alpha"],
+        lora_dropout=lora["lora_dropout"],
+        target_modules=lora["target_modules"],
+        bias=lora["bias"],
+        use_rslora=lora["use_rslora"],
+        use_dora=lora["use_dora"],
+        modules_to_save=lora["modules_to_save"] or None,
+        task_type="CAUSAL_LM",
+    )
+    return get_peft_model(model, peft_config)
+
+
+def training_arguments(
+    config: dict[str, Any], output_dir: Path, has_validation: bool, notice=print
+):
+    """SFTConfig from [training] plus what tuiwiz manages; errors become ConfigError."""
+    from trl import SFTConfig
+
+    training = dict(config["training"])
+    data = config["data"]
+    on_cpu = device_kind() == "cpu"
+    if on_cpu:
+        for precision in ("bf16", "fp16", "tf32"):
+            if training.get(precision):
+                notice(f"no CUDA GPU: {precision} is turned off, training runs in float32")
+                training[precision] = False
+        training["use_cpu"] = True
+    # transformers 5 renamed gradient_checkpointing; presets keep the well-known name.
+    names = {f.name for f in dataclasses.fields(SFTConfig)}
+    if "activation_checkpointing" in names and "gradient_checkpointing" in training:
+        training.setdefault("activation_checkpointing", training.pop("gradient_checkpointing"))
+        training.setdefault("activation_checkpointing_kwargs", {"use_reentrant": False})
+    else:
+        training.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
+    training.setdefault("bf16", False)  # SFTConfig would turn bf16 on by default
+    if has_validation and "eval_strategy" not in training:
+        training["eval_strategy"] = "steps"
+        training.setdefault("eval_steps", training.get("save_steps", 100))
+    if not has_validation and training.get("eval_strategy", "no") != "no":
+        raise ConfigError(
+            "[training] eval_strategy needs a validation set: set [data] validation_split > 0"
+        )
+    try:
+        return SFTConfig(
+            output_dir=str(output_dir),
+            max_length=data["max_seq_length"],
+            packing=data["packing"],
+            include_num_input_tokens_seen="non_padding",
+            disable_tqdm=True,
+            save_only_model=False,
+            dataset_num_proc=None,
+            **training,
+        )
+    except (ValueError, TypeError) as e:
+        raise ConfigError(f"[training]: {str(e).strip().splitlines()[0]}") from None

@@ -1,0 +1,121 @@
+"""The trainer callback that turns training progress into events and status updates."""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from typing import Any
+
+from transformers import TrainerCallback
+
+from tuiwiz.train.events import EventWriter
+from tuiwiz.train.rundir import COMPLETE_MARKER, RunDir
+
+
+def rss_bytes() -> int:
+    """Resident memory of this process now (from /proc), or its peak where /proc is missing."""
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def memory_fields() -> dict[str, int]:
+    import torch
+
+    fields = {"rss_bytes": rss_bytes()}
+    if torch.cuda.is_available():
+        fields["gpu_memory_allocated"] = torch.cuda.memory_allocated()
+        fields["gpu_memory_reserved"] = torch.cuda.memory_reserved()
+        fields["gpu_max_memory_allocated"] = torch.cuda.max_memory_allocated()
+    return fields
+
+
+class EventsCallback(TrainerCallback):
+    """Writes step / eval / checkpoint events; turns a stop request into save-and-stop."""
+
+    def __init__(self, run: RunDir, writer: EventWriter, started: dict[str, Any]) -> None:
+        self.run = run
+        self.writer = writer
+        self.started = started  # fields for the `started` event, known before training
+        self.stop_requested = False
+        self.last_loss: float | None = None
+        self._last_time = time.monotonic()
+        self._last_tokens = 0
+
+    def request_stop(self) -> None:
+        """Called from a signal handler: only set a flag, the trainer acts at the step's end."""
+        self.stop_requested = True
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        self._last_time = time.monotonic()
+        self._last_tokens = state.num_input_tokens_seen or 0
+        self.writer.write(
+            "started",
+            step=state.global_step,
+            max_steps=state.max_steps,
+            num_train_epochs=args.num_train_epochs,
+            **self.started,
+        )
+        self.run.write_status(
+            state="running", phase="training", step=state.global_step, max_steps=state.max_steps
+        )
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.stop_requested:
+            control.should_save = True
+            control.should_training_stop = True
+        return control
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if "loss" in logs:
+            now = time.monotonic()
+            tokens = state.num_input_tokens_seen or 0
+            elapsed = max(now - self._last_time, 1e-9)
+            self.last_loss = float(logs["loss"])
+            self.writer.write(
+                "step",
+                step=state.global_step,
+                max_steps=state.max_steps,
+                epoch=round(state.epoch or 0.0, 4),
+                loss=self.last_loss,
+                learning_rate=logs.get("learning_rate"),
+                grad_norm=_float(logs.get("grad_norm")),
+                tokens_per_second=round((tokens - self._last_tokens) / elapsed, 1),
+                tokens_seen=tokens,
+                **memory_fields(),
+            )
+            self._last_time, self._last_tokens = now, tokens
+            self.run.write_status(
+                step=state.global_step,
+                max_steps=state.max_steps,
+                epoch=state.epoch,
+                loss=self.last_loss,
+            )
+        if "eval_loss" in logs:
+            self.writer.write(
+                "eval",
+                step=state.global_step,
+                epoch=round(state.epoch or 0.0, 4),
+                eval_loss=float(logs["eval_loss"]),
+            )
+            self.run.write_status(eval_loss=float(logs["eval_loss"]))
+
+    def on_save(self, args, state, control, **kwargs):
+        path = self.run.checkpoints / f"checkpoint-{state.global_step}"
+        if path.is_dir():
+            # The trainer has written everything by now; the marker makes the checkpoint
+            # eligible for resume, so a checkpoint cut short by a crash is never picked.
+            (path / COMPLETE_MARKER).write_text(f"{state.global_step}\n")
+            self.writer.write("checkpoint", step=state.global_step, path=str(path))
+            self.run.write_status(checkpoint=str(path))
+
+
+def _float(value: Any) -> float | None:
+    try:
+        return None if value is None else float(value)
+    except (TypeError, ValueError):
+        return None

@@ -1,0 +1,92 @@
+"""The events schema of `events.jsonl`: one flat JSON object a line, appended as training goes.
+
+Every event has `event` (its kind) and `time` (Unix seconds). Kinds and their fields:
+  started     step, max_steps, num_train_epochs, device, train_examples, validation_examples,
+              effective_batch_size, resumed_from (checkpoint path or null)
+  step        step, max_steps, epoch, loss, learning_rate, grad_norm, tokens_per_second,
+              tokens_seen, rss_bytes, gpu_memory_allocated, gpu_memory_reserved,
+              gpu_max_memory_allocated (the gpu_* fields only on CUDA)
+  eval        step, epoch, eval_loss
+  checkpoint  step, path
+  finished    step, loss (last logged), train_runtime, adapter
+  stopped     step, checkpoint
+  failed      step, reason
+Readers must ignore kinds and fields they do not know: later versions may add some.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+KINDS = ("started", "step", "eval", "checkpoint", "finished", "stopped", "failed")
+
+
+class EventWriter:
+    """Appends events, each flushed to disk at once so a live reader sees it."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+        self._file = os.fdopen(fd, "a", encoding="utf-8")
+
+    def write(self, kind: str, **fields: Any) -> dict[str, Any]:
+        event = {"event": kind, "time": round(time.time(), 3), **fields}
+        self._file.write(json.dumps(event, separators=(",", ":")) + "\n")
+        self._file.flush()
+        return event
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_events(path: Path) -> list[dict[str, Any]]:
+    """Every complete event in a file (a torn last line from a crash is ignored)."""
+    events, _ = read_new(path, 0)
+    return events
+
+
+def read_new(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
+    """Events after byte `offset`, and the offset after the last complete line."""
+    try:
+        with path.open("rb") as f:
+            f.seek(offset)
+            data = f.read()
+    except FileNotFoundError:
+        return [], offset
+    end = data.rfind(b"\n") + 1
+    events = []
+    for line in data[:end].splitlines():
+        try:
+            event = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(event, dict) and "event" in event:
+            events.append(event)
+    return events, offset + end
+
+
+def follow(path: Path, poll: float = 0.2, stop=lambda: False) -> Iterator[dict[str, Any]]:
+    """Yield events as they are appended, until `stop()` is true after a quiet poll."""
+    offset = 0
+    while True:
+        events, offset = read_new(path, offset)
+        yield from events
+        if not events:
+            if stop():
+                events, offset = read_new(path, offset)
+                yield from events
+                return
+            time.sleep(poll)
+
+
+def truncate_after(path: Path, step: int) -> None:
+    """Keep only events up to `step` (used on resume: later steps are trained again)."""
+    from tuiwiz.fileio import write_atomic
+
+    kept = [e for e in read_events(path) if e.get("step", 0) <= step and e["event"] != "finished"]
+    write_atomic(path, "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in kept))

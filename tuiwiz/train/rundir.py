@@ -1,0 +1,91 @@
+"""The run directory: everything a run writes, and the only channel between it and the world.
+
+preset.toml      the resolved preset, exactly what ran
+events.jsonl     the event stream (see tuiwiz.train.events)
+status.json      the current state: running, finished, failed or stopped (written atomically)
+train.log        the training process's output
+checkpoints/     checkpoint-N folders; complete ones hold a COMPLETE marker
+adapter/         the final LoRA adapter with its tokenizer
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import re
+import time
+from pathlib import Path
+from typing import Any
+
+from tuiwiz.errors import TuiwizError
+from tuiwiz.fileio import write_atomic, write_json_atomic
+
+STATES = ("running", "finished", "failed", "stopped")
+COMPLETE_MARKER = "COMPLETE"
+_CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+
+
+class RunDir:
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self._lock_fd: int | None = None
+
+    preset = property(lambda self: self.path / "preset.toml")
+    events = property(lambda self: self.path / "events.jsonl")
+    status_file = property(lambda self: self.path / "status.json")
+    log = property(lambda self: self.path / "train.log")
+    checkpoints = property(lambda self: self.path / "checkpoints")
+    adapter = property(lambda self: self.path / "adapter")
+
+    def create(self) -> None:
+        """Make the directory; it must not exist yet, or be empty."""
+        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+            raise TuiwizError(
+                f"{self.path}: already exists and is not empty; choose another --output-dir"
+            )
+        self.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+        os.chmod(self.path, 0o700)  # runs may hold private data; owner only on shared servers
+
+    def is_run(self) -> bool:
+        return self.preset.is_file() and self.status_file.is_file()
+
+    def status(self) -> dict[str, Any]:
+        try:
+            return json.loads(self.status_file.read_text())
+        except (FileNotFoundError, json.JSONDecodeError):
+            return {}
+
+    def write_status(self, **fields: Any) -> dict[str, Any]:
+        status = {**self.status(), **fields, "updated_at": time.time()}
+        write_json_atomic(self.status_file, status)
+        return status
+
+    def write_preset(self, text: str) -> None:
+        write_atomic(self.preset, text)
+
+    def lock(self) -> None:
+        """Hold an exclusive lock for as long as this process trains into the directory."""
+        fd = os.open(self.path / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(fd)
+            pid = self.status().get("pid", "?")
+            raise TuiwizError(
+                f"{self.path}: another process (pid {pid}) is training into this run directory"
+            ) from None
+        self._lock_fd = fd
+
+    def complete_checkpoints(self) -> list[tuple[int, Path]]:
+        """(step, path) of every checkpoint that was completely written, oldest first."""
+        found = []
+        for entry in self.checkpoints.iterdir() if self.checkpoints.is_dir() else []:
+            match = _CHECKPOINT.match(entry.name)
+            if match and (entry / COMPLETE_MARKER).is_file():
+                found.append((int(match.group(1)), entry))
+        return sorted(found)
+
+    def latest_checkpoint(self) -> tuple[int, Path] | None:
+        checkpoints = self.complete_checkpoints()
+        return checkpoints[-1] if checkpoints else None

@@ -1,0 +1,109 @@
+"""The fields of `transformers.TrainingArguments`, read without importing transformers.
+
+`[training]` accepts any TrainingArguments field. Validating a preset must not cost the seconds
+that `import transformers` (and torch) take, so the dataclass is read from its source with `ast`:
+the field names, their annotations and their literal defaults. The training process later builds
+the real object, which remains the final authority.
+"""
+
+from __future__ import annotations
+
+import ast
+import importlib.util
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+# Keys that tuiwiz sets itself, or that must never be stored in a preset.
+MANAGED_KEYS = {
+    "output_dir": "the run directory is chosen by tuiwiz; use `tuiwiz run --output-dir DIR`",
+    "resume_from_checkpoint": "use `tuiwiz run --resume RUN_DIR`",
+    "hub_token": "tokens are never stored in presets; set the HF_TOKEN environment variable",
+}
+
+
+@dataclass(frozen=True)
+class TrainingField:
+    name: str
+    annotation: str  # e.g. "int", "IntervalStrategy | str", "list[str] | None"
+    default: Any  # the literal default, or None when it is computed
+
+
+_NO_DEFAULT = object()
+
+
+def _literal_default(value: ast.expr | None) -> Any:
+    if value is None:
+        return None
+    if isinstance(value, ast.Call) and getattr(value.func, "id", "") == "field":
+        for kw in value.keywords:
+            if kw.arg == "default":
+                return _literal_default(kw.value)
+            if kw.arg == "default_factory":
+                return None
+        return None
+    try:
+        return ast.literal_eval(value)
+    except ValueError:
+        return None
+
+
+def _source_of(package: str, filename: str) -> Path:
+    # find_spec on a top-level name locates the package without importing it.
+    spec = importlib.util.find_spec(package)
+    if spec is None or spec.origin is None:
+        raise ModuleNotFoundError(f"{package} is not installed")
+    return Path(spec.origin).parent / filename
+
+
+@cache
+def training_fields() -> dict[str, TrainingField]:
+    """Every TrainingArguments field by name."""
+    tree = ast.parse(_source_of("transformers", "training_args.py").read_text(encoding="utf-8"))
+    for node in tree.body:
+        if isinstance(node, ast.ClassDef) and node.name == "TrainingArguments":
+            return {
+                stmt.target.id: TrainingField(
+                    stmt.target.id, ast.unparse(stmt.annotation), _literal_default(stmt.value)
+                )
+                for stmt in node.body
+                if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
+            }
+    raise RuntimeError("transformers.training_args has no TrainingArguments class")
+
+
+def _accepted_kinds(annotation: str) -> set[type]:
+    """The TOML value types an annotation admits (enums and Literals admit strings)."""
+    kinds: set[type] = set()
+    text = annotation.replace(" ", "")
+    for part in text.split("|"):
+        if part.startswith(("list[", "tuple[")) or part in {"list", "tuple"}:
+            kinds.add(list)
+        elif part.startswith("dict"):
+            kinds.add(dict)
+        elif part == "bool" or part.startswith("Literal[False") or part.startswith("Literal[True"):
+            kinds.add(bool)
+        elif part == "int":
+            kinds.add(int)
+        elif part == "float":
+            kinds.update({float, int})
+        elif part != "None":
+            kinds.add(str)  # str itself, and every enum (IntervalStrategy, OptimizerNames, ...)
+    return kinds
+
+
+def check_training_value(name: str, value: Any) -> str | None:
+    """None when `value` has a type the field accepts, else a short reason."""
+    spec = training_fields()[name]
+    kinds = _accepted_kinds(spec.annotation)
+    # bool is a subclass of int in Python, but `true` is never a valid step count.
+    ok = (
+        isinstance(value, bool)
+        if bool in kinds and isinstance(value, bool)
+        else (not isinstance(value, bool) and any(isinstance(value, k) for k in kinds))
+    )
+    if ok or not kinds:
+        return None
+    names = sorted(k.__name__.replace("str", "string").replace("dict", "table") for k in kinds)
+    return f"expects {' or '.join(names)} ({spec.annotation}), got {type(value).__name__} {value!r}"
