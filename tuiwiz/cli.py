@@ -10,7 +10,7 @@ import sys
 from tuiwiz import __version__
 from tuiwiz.errors import TuiwizError
 
-COMMANDS = ["run", "demo", "explain", "presets"]
+COMMANDS = ["run", "resume", "stop", "runs", "logs", "demo", "presets", "explain", "inspect", "estimate", "gpus"]
 
 
 def build_parser() -> argparse.ArgumentParser:

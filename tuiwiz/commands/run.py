@@ -22,7 +22,14 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("--output-dir", type=Path, help="the run directory (default: ./runs/NAME-TIME)")
     p.add_argument(
-        "--resume", type=Path, metavar="RUN_DIR", help="continue a run from its latest checkpoint"
+        "--resume",
+        metavar="RUN",
+        help="continue a run (directory, id or id prefix) from its latest checkpoint",
+    )
+    p.add_argument(
+        "--detach",
+        action="store_true",
+        help="start training in the background and return (follow it with `tuiwiz logs -f RUN`)",
     )
     return p
 
@@ -37,9 +44,12 @@ def run(args: argparse.Namespace) -> int:
             raise TuiwizError(
                 "--resume continues a run as it was: give no preset, --set or --output-dir"
             )
-        if not args.resume.is_dir():
-            raise TuiwizError(f"{args.resume}: no such run directory")
-        job = jobs.start(args.resume.resolve(), resume=True, progress=notice)
+        from tuiwiz.train.registry import resolve
+
+        run_dir = resolve(str(args.resume))
+        if run_dir.status().get("state") == "finished":
+            raise TuiwizError(f"{run_dir.path}: the run has finished; there is nothing to resume")
+        job = jobs.start(run_dir.path, resume=True, progress=notice)
         print(f"tuiwiz: resuming {job.run.path}", flush=True)
     else:
         if not args.preset:
@@ -50,4 +60,10 @@ def run(args: argparse.Namespace) -> int:
         run_dir = (args.output_dir or jobs.default_run_dir(config["name"])).resolve()
         job = jobs.start(run_dir, config=config, progress=notice)
         print(f"tuiwiz: run directory {job.run.path}", flush=True)
+    if getattr(args, "detach", False):
+        print(
+            f"tuiwiz: training in the background (pid {job.pid}); it keeps running when this "
+            f"terminal closes. Follow: tuiwiz logs -f {job.run.status().get('id', job.run.path)}"
+        )
+        return 0
     return follow_job(job)

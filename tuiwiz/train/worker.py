@@ -91,9 +91,10 @@ class Worker:
 
     def open_run(self, config: dict[str, Any]) -> None:
         from tuiwiz import presets
-        from tuiwiz.train import events
+        from tuiwiz.train import events, registry
 
         if self.resume:
+            self.run_id = self.run.status().get("id") or self.run.path.name
             self.run.lock()
             latest = self.run.latest_checkpoint()
             if latest is None:
@@ -109,7 +110,9 @@ class Worker:
             self.run.lock()
             self.run.write_preset(presets.to_toml(config))
             self.resume_from = None
+            self.run_id = registry.register(self.run, config["name"], time.time())
         self.run.write_status(
+            id=self.run_id,
             state="running",
             phase="preparing",
             pid=os.getpid(),
@@ -248,7 +251,9 @@ def main(argv: list[str] | None = None) -> int:
         outcome = worker.train(config, ready)
     except KeyboardInterrupt:
         # A stop request that came before the trainer existed: nothing trained, nothing to save.
-        worker.run.write_status(state="stopped", phase="done", reason="stopped before the first step")
+        worker.run.write_status(
+            state="stopped", phase="done", reason="stopped before the first step"
+        )
         return 3
     except BaseException as e:
         reason = _reason(e)

@@ -1,0 +1,59 @@
+"""`tuiwiz runs`: every run with its state, progress, last loss, start time and directory."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("runs", help="list runs (from any directory)")
+    p.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from tuiwiz.train.registry import effective_state, list_runs
+
+    rows = []
+    for entry, status in list_runs():
+        rows.append(
+            {
+                "id": entry.id,
+                "state": effective_state(status),
+                "step": status.get("step"),
+                "max_steps": status.get("max_steps"),
+                "loss": status.get("loss"),
+                "started_at": status.get("started_at", entry.created_at),
+                "path": str(entry.path),
+                "reason": status.get("reason"),
+            }
+        )
+    if args.json:
+        print(json.dumps(rows, indent=2))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    colors = {
+        "running": "cyan",
+        "finished": "green",
+        "failed": "red",
+        "crashed": "red",
+        "stopped": "yellow",
+    }
+    table = Table(
+        "id", "state", "progress", "loss", "started", "directory", box=None, header_style="bold"
+    )
+    for r in rows:
+        progress = f"{r['step'] or 0}/{r['max_steps'] or '?'}"
+        loss = f"{r['loss']:.4f}" if isinstance(r["loss"], float) else "-"
+        started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started_at"]))
+        state = f"[{colors.get(r['state'], 'white')}]{r['state']}[/]"
+        table.add_row(r["id"], state, progress, loss, started, r["path"])
+        if r["reason"] and r["state"] in ("failed", "crashed"):
+            table.add_row("", f"[dim]{r['reason']}[/dim]", "", "", "", "")
+    console = Console()
+    console.print(table if rows else "no runs yet: start one with `tuiwiz run PRESET`")
+    return 0

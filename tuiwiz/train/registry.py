@@ -1,0 +1,124 @@
+"""The run registry: every run, wherever its directory is, findable from any working directory.
+
+Each run leaves one small JSON file under `<data dir>/runs/` (XDG data home, or TUIWIZ_DATA_DIR)
+naming its directory. Commands that take RUN accept a run directory's path, a run id, or a
+unique prefix of an id.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from tuiwiz.errors import TuiwizError
+from tuiwiz.fileio import write_json_atomic
+from tuiwiz.paths import data_dir
+from tuiwiz.train.rundir import RunDir
+
+WORKER_MODULE = "tuiwiz.train.worker"
+
+
+@dataclass(frozen=True)
+class RunEntry:
+    id: str
+    path: Path
+    name: str
+    created_at: float
+
+
+def registry_dir() -> Path:
+    return data_dir() / "runs"
+
+
+def _entries() -> list[RunEntry]:
+    folder = registry_dir()
+    out = []
+    for file in folder.glob("*.json") if folder.is_dir() else []:
+        try:
+            raw = json.loads(file.read_text())
+            out.append(RunEntry(raw["id"], Path(raw["path"]), raw["name"], raw["created_at"]))
+        except (OSError, ValueError, KeyError, TypeError):
+            continue  # a damaged entry hides one run, it never breaks the listing
+    return sorted(out, key=lambda e: e.created_at)
+
+
+def register(run: RunDir, name: str, created_at: float) -> str:
+    """Record a run; returns its id (the directory's name, made unique if needed)."""
+    folder = registry_dir()
+    folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+    path = run.path.resolve()
+    for entry in _entries():
+        if entry.path == path:
+            return entry.id
+    base = run.path.name
+    run_id, n = base, 1
+    while (folder / f"{run_id}.json").exists():
+        n += 1
+        run_id = f"{base}-{n}"
+    write_json_atomic(
+        folder / f"{run_id}.json",
+        {
+            "id": run_id,
+            "path": str(path),
+            "name": name,
+            "created_at": created_at,
+        },
+    )
+    return run_id
+
+
+def resolve(ref: str) -> RunDir:
+    """A run from a directory path, an id, or a unique prefix of an id."""
+    path = Path(ref).expanduser()
+    if path.is_dir():
+        run = RunDir(path.resolve())
+        if not run.is_run():
+            raise TuiwizError(f"{ref}: not a tuiwiz run directory (no preset.toml / status.json)")
+        return run
+    entries = _entries()
+    exact = [e for e in entries if e.id == ref]
+    matches = exact or [e for e in entries if e.id.startswith(ref)]
+    if not matches:
+        raise TuiwizError(
+            f"no run '{ref}': give a run directory, a run id or a prefix of one (see `tuiwiz runs`)"
+        )
+    if len(matches) > 1:
+        names = ", ".join(e.id for e in matches[:5])
+        raise TuiwizError(f"'{ref}' matches several runs ({names}); give more of the id")
+    run = RunDir(matches[0].path)
+    if not run.is_run():
+        raise TuiwizError(f"run '{matches[0].id}': its directory {run.path} is gone")
+    return run
+
+
+def process_alive(pid: Any) -> bool:
+    """Whether `pid` is a live tuiwiz training process (not a reused pid)."""
+    if not isinstance(pid, int) or pid <= 0:
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True  # alive, owned by someone else
+    try:
+        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        return WORKER_MODULE.encode() in cmdline
+    except OSError:
+        return True  # no /proc: trust kill(0)
+
+
+def effective_state(status: dict[str, Any]) -> str:
+    """The status's state, or "crashed" when it says running but its process is gone."""
+    state = status.get("state", "unknown")
+    if state == "running" and not process_alive(status.get("pid")):
+        return "crashed"
+    return state
+
+
+def list_runs() -> list[tuple[RunEntry, dict[str, Any]]]:
+    """Every registered run whose directory still exists, with its status, oldest first."""
+    return [(e, RunDir(e.path).status()) for e in _entries() if RunDir(e.path).is_run()]
