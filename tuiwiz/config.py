@@ -143,7 +143,30 @@ TRAINING_CHECKS: dict[str, Callable[[Any], str | None]] = {
 }
 
 
+# Names people reach for that Hugging Face spells otherwise.
+ALIASES = {
+    "rank": "r",
+    "alpha": "lora_alpha",
+    "dropout": "lora_dropout",
+    "targets": "target_modules",
+    "target_layers": "target_modules",
+    "lr": "learning_rate",
+    "batch_size": "per_device_train_batch_size",
+    "epochs": "num_train_epochs",
+    "grad_accum": "gradient_accumulation_steps",
+    "gradient_accumulation": "gradient_accumulation_steps",
+    "optimizer": "optim",
+    "scheduler": "lr_scheduler_type",
+    "warmup_ratio": "warmup_steps",
+    "max_length": "max_seq_length",
+    "model": "name_or_path",
+    "dataset": "path",
+}
+
+
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
+    if ALIASES.get(word) in choices:
+        return f" (did you mean '{ALIASES[word]}'?)"
     match = difflib.get_close_matches(word, list(choices), n=1, cutoff=0.6)
     return f" (did you mean '{match[0]}'?)" if match else ""
 

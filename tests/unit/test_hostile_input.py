@@ -7,9 +7,9 @@ exception, which would reach the user as a traceback.
 from __future__ import annotations
 
 import json
-import tomllib
 from pathlib import Path
 
+import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -17,18 +17,29 @@ from tuiwiz import config, presets
 from tuiwiz.data import formats, readers
 from tuiwiz.errors import TuiwizError
 
-SETTINGS = settings(max_examples=150, deadline=None,
-                    suppress_health_check=[HealthCheck.function_scoped_fixture])
+SETTINGS = settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
 
-scalars = st.one_of(st.none(), st.booleans(), st.integers(-10**6, 10**6),
-                    st.floats(allow_nan=True), st.text(max_size=20))
-values = st.recursive(scalars, lambda inner: st.one_of(
-    st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)),
-    max_leaves=8)
+scalars = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-(10**6), 10**6),
+    st.floats(allow_nan=True),
+    st.text(max_size=20),
+)
+values = st.recursive(
+    scalars,
+    lambda inner: st.one_of(
+        st.lists(inner, max_size=4), st.dictionaries(st.text(max_size=10), inner, max_size=4)
+    ),
+    max_leaves=8,
+)
 keys = st.sampled_from([*config.TOP_LEVEL, *config.SECTIONS, "x"])
 section_keys = st.sampled_from(
     [k for section in config.SCHEMA.values() for k in section]
-    + ["learning_rate", "per_device_train_batch_size", "optim", "bf16", "max_steps", "zzz"])
+    + ["learning_rate", "per_device_train_batch_size", "optim", "bf16", "max_steps", "zzz"]
+)
 
 
 def one_line_or_valid(fn) -> None:
@@ -39,8 +50,11 @@ def one_line_or_valid(fn) -> None:
 
 
 @SETTINGS
-@given(st.dictionaries(keys, st.one_of(values, st.dictionaries(section_keys, values, max_size=6)),
-                       max_size=6))
+@given(
+    st.dictionaries(
+        keys, st.one_of(values, st.dictionaries(section_keys, values, max_size=6)), max_size=6
+    )
+)
 def test_validate_never_raises_anything_else(raw):
     one_line_or_valid(lambda: config.validate(raw, source="p.toml"))
 
@@ -73,12 +87,39 @@ def test_dataset_bytes_never_raise_anything_else(tmp_path_factory, content, suff
     one_line_or_valid(read_and_normalize)
 
 
-row_values = st.one_of(st.none(), st.integers(), st.text(max_size=40), st.lists(st.text(max_size=5)),
-                       st.lists(st.dictionaries(st.sampled_from(["role", "content", "from", "value"]),
-                                                st.text(max_size=8), max_size=2), max_size=3))
-rows_strategy = st.lists(st.dictionaries(
-    st.sampled_from(["instruction", "input", "output", "messages", "conversations", "prompt",
-                     "completion", "text", "other"]), row_values, max_size=4), min_size=1, max_size=8)
+row_values = st.one_of(
+    st.none(),
+    st.integers(),
+    st.text(max_size=40),
+    st.lists(st.text(max_size=5)),
+    st.lists(
+        st.dictionaries(
+            st.sampled_from(["role", "content", "from", "value"]), st.text(max_size=8), max_size=2
+        ),
+        max_size=3,
+    ),
+)
+rows_strategy = st.lists(
+    st.dictionaries(
+        st.sampled_from(
+            [
+                "instruction",
+                "input",
+                "output",
+                "messages",
+                "conversations",
+                "prompt",
+                "completion",
+                "text",
+                "other",
+            ]
+        ),
+        row_values,
+        max_size=4,
+    ),
+    min_size=1,
+    max_size=8,
+)
 
 
 @SETTINGS

@@ -73,6 +73,9 @@ def follow_job(job: Job) -> int:
             f"(log: {job.run.log})",
             file=sys.stderr,
         )
+        for hint in status.get("suggestions") or []:
+            fix = " ".join(f"--set {o}" for o in hint["overrides"])
+            print(f"tuiwiz:   try: {hint['title']}  ({fix})", file=sys.stderr)
     return EXIT_CODES.get(state, 1)
 
 

@@ -28,6 +28,7 @@ def run(args: argparse.Namespace) -> int:
                 "started_at": status.get("started_at", entry.created_at),
                 "path": str(entry.path),
                 "reason": status.get("reason"),
+                "suggestions": status.get("suggestions") or [],
             }
         )
     if args.json:
@@ -54,6 +55,9 @@ def run(args: argparse.Namespace) -> int:
         table.add_row(r["id"], state, progress, loss, started, r["path"])
         if r["reason"] and r["state"] in ("failed", "crashed"):
             table.add_row("", f"[dim]{r['reason']}[/dim]", "", "", "", "")
+            for hint in r["suggestions"]:
+                fix = " ".join(f"--set {o}" for o in hint["overrides"])
+                table.add_row("", f"[dim]try: {hint['title']} ({fix})[/dim]", "", "", "", "")
     console = Console()
     console.print(table if rows else "no runs yet: start one with `tuiwiz run PRESET`")
     return 0

@@ -27,6 +27,8 @@ HUB_ID = re.compile(r"^[A-Za-z0-9][\w.-]*/[\w.-]+$")
 
 def local_files(path: Path) -> list[Path]:
     """The data files behind a local path: the file itself, or a directory's supported files."""
+    if not path.exists():
+        raise DataError(f"{path}: no such file or directory (check [data] path)")
     if path.is_dir():
         files = sorted(p for p in path.iterdir() if p.suffix.lower() in EXTENSIONS)
         if not files:

@@ -124,6 +124,9 @@ def training_arguments(
     else:
         training.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
     training.setdefault("bf16", False)  # SFTConfig would turn bf16 on by default
+    # tuiwiz rotates checkpoints itself, after a checkpoint is marked complete: the trainer's own
+    # rotation runs before that, and could delete the last complete one for an unfinished one.
+    training.pop("save_total_limit", None)
     if has_validation and "eval_strategy" not in training:
         training["eval_strategy"] = "steps"
         training.setdefault("eval_steps", training.get("save_steps", 100))

@@ -36,8 +36,15 @@ def memory_fields() -> dict[str, int]:
 class EventsCallback(TrainerCallback):
     """Writes step / eval / checkpoint events; turns a stop request into save-and-stop."""
 
-    def __init__(self, run: RunDir, writer: EventWriter, started: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        run: RunDir,
+        writer: EventWriter,
+        started: dict[str, Any],
+        save_total_limit: int | None = None,
+    ) -> None:
         self.run = run
+        self.save_total_limit = save_total_limit
         self.writer = writer
         self.started = started  # fields for the `started` event, known before training
         self.stop_requested = False
@@ -112,6 +119,7 @@ class EventsCallback(TrainerCallback):
             (path / COMPLETE_MARKER).write_text(f"{state.global_step}\n")
             self.writer.write("checkpoint", step=state.global_step, path=str(path))
             self.run.write_status(checkpoint=str(path))
+            self.run.rotate_checkpoints(self.save_total_limit)
 
 
 def _float(value: Any) -> float | None:

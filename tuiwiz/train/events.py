@@ -10,7 +10,8 @@ Every event has `event` (its kind) and `time` (Unix seconds). Kinds and their fi
   checkpoint  step, path
   finished    step, loss (last logged), train_runtime, adapter
   stopped     step, checkpoint
-  failed      step, reason
+  failed      step, reason, suggestions (on CUDA out of memory: the estimator's changes,
+              each {title, overrides: ["section.key=value"], total_bytes, saves_bytes, fits})
 Readers must ignore kinds and fields they do not know: later versions may add some.
 """
 

@@ -86,6 +86,27 @@ class RunDir:
                 found.append((int(match.group(1)), entry))
         return sorted(found)
 
+    def remove_incomplete_checkpoints(self) -> list[Path]:
+        """Delete checkpoint folders a crash left half-written; returns what was removed."""
+        import shutil
+
+        complete = {path for _, path in self.complete_checkpoints()}
+        removed = []
+        for entry in self.checkpoints.iterdir() if self.checkpoints.is_dir() else []:
+            if _CHECKPOINT.match(entry.name) and entry not in complete:
+                shutil.rmtree(entry, ignore_errors=True)
+                removed.append(entry)
+        return removed
+
+    def rotate_checkpoints(self, keep: int | None) -> None:
+        """Keep the newest `keep` complete checkpoints (all when keep is None or < 1)."""
+        import shutil
+
+        if not keep or keep < 1:
+            return
+        for _, path in self.complete_checkpoints()[:-keep]:
+            shutil.rmtree(path, ignore_errors=True)
+
     def latest_checkpoint(self) -> tuple[int, Path] | None:
         checkpoints = self.complete_checkpoints()
         return checkpoints[-1] if checkpoints else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import sys
 import tempfile
@@ -62,14 +63,12 @@ class Worker:
         model_path = bundled.resolve_model(model_ref, lambda m: say("progress", message=m))
         # The preset keeps "tuiwiz:demo-data"; only the copy used for reading is resolved.
         data = {**config["data"], "path": bundled.resolve_data(config["data"]["path"])}
-        hf_config = inspect_model.load_config(
+        summary = inspect_model.summarize(
             model_path, config["model"]["revision"], config["model"]["trust_remote_code"]
         )
-        meta = inspect_model.build_meta_model(hf_config, config["model"]["trust_remote_code"])
         inspect_model.check_target_modules(
-            config["lora"]["target_modules"], list(inspect_model.linear_modules(meta))
+            config["lora"]["target_modules"], list(summary.linear_modules())
         )
-        del meta
         tokenizer = builders.load_tokenizer(model_path, config)
         cached = prepare.is_cached(data, tokenizer)
         normalized = None if cached else prepare.load_examples(data)
@@ -83,6 +82,7 @@ class Worker:
                 message="no CUDA GPU found: training runs on the CPU (slow for real models)",
             )
         return {
+            "summary": summary,
             "model_path": model_path,
             "tokenizer": tokenizer,
             "examples": normalized,
@@ -103,6 +103,8 @@ class Worker:
                 raise TuiwizError(
                     f"{self.run.path}: no complete checkpoint to resume from; start a new run"
                 )
+            for path in self.run.remove_incomplete_checkpoints():
+                print(f"removed the incomplete checkpoint {path}", file=sys.stderr)
             events.truncate_after(self.run.events, latest[0])
             self.resume_from = latest[1]
         else:
@@ -142,25 +144,23 @@ class Worker:
         args = builders.training_arguments(config, self.run.checkpoints, eval_ds is not None)
         model = builders.load_model(ready["model_path"], config)
         trainable, total = model.get_nb_trainable_parameters()
-        print(
-            f"model: {total:,} parameters, {trainable:,} trainable ({100 * trainable / total:.3f}%)"
-        )
-        self.callback = EventsCallback(
-            self.run,
-            self.writer,
-            {
-                "device": builders.device_kind(),
-                "train_examples": report.train_examples,
-                "validation_examples": report.validation_examples,
-                "effective_batch_size": args.per_device_train_batch_size
-                * args.gradient_accumulation_steps
-                * args.world_size,
-                "trainable_params": trainable,
-                "total_params": total,
-                "resumed_from": str(self.resume_from) if self.resume_from else None,
-            },
-        )
+        print(f"model: {total:,} parameters, {trainable:,} trainable ({trainable / total:.3%})")
+        started = {
+            "device": builders.device_kind(),
+            "train_examples": report.train_examples,
+            "validation_examples": report.validation_examples,
+            "effective_batch_size": args.per_device_train_batch_size
+            * args.gradient_accumulation_steps
+            * args.world_size,
+            "trainable_params": trainable,
+            "total_params": total,
+            "resumed_from": str(self.resume_from) if self.resume_from else None,
+        }
+        limit = config["training"].get("save_total_limit")
+        self.callback = EventsCallback(self.run, self.writer, started, save_total_limit=limit)
         from trl import SFTTrainer
+
+        from tuiwiz.train import faults
 
         trainer = SFTTrainer(
             model=model,
@@ -170,22 +170,31 @@ class Worker:
             processing_class=ready["tokenizer"],
             callbacks=[self.callback],
         )
+        faults.install(trainer)
         result = trainer.train(
             resume_from_checkpoint=str(self.resume_from) if self.resume_from else None
         )
+        return self.finish(trainer, result.metrics, ready["tokenizer"])
+
+    def finish(self, trainer: Any, metrics: dict[str, Any], tokenizer: Any) -> str:
+        """Record how training ended; a finished run also gets its adapter, written aside first."""
         step = trainer.state.global_step
         if self.callback.stop_requested:
             latest = self.run.latest_checkpoint()
             self.writer.write("stopped", step=step, checkpoint=str(latest[1]) if latest else None)
             self.run.write_status(state="stopped", phase="done", step=step)
             return "stopped"
-        trainer.save_model(str(self.run.adapter))
-        ready["tokenizer"].save_pretrained(str(self.run.adapter))
+        staging = self.run.path / ".adapter.partial"
+        shutil.rmtree(staging, ignore_errors=True)
+        trainer.save_model(str(staging))
+        tokenizer.save_pretrained(str(staging))
+        shutil.rmtree(self.run.adapter, ignore_errors=True)
+        staging.rename(self.run.adapter)
         self.writer.write(
             "finished",
             step=step,
             loss=self.callback.last_loss,
-            train_runtime=result.metrics.get("train_runtime"),
+            train_runtime=metrics.get("train_runtime"),
             adapter=str(self.run.adapter),
         )
         self.run.write_status(
@@ -258,9 +267,15 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:
         reason = _reason(e)
         traceback.print_exc()
+        advice: list[dict[str, Any]] = []
+        if type(e).__name__ == "OutOfMemoryError":
+            from tuiwiz.train.oom import suggestions
+
+            advice = suggestions(config)
         if worker.writer is not None:
-            worker.writer.write("failed", step=worker.run.status().get("step", 0), reason=reason)
-        worker.run.write_status(state="failed", phase="done", reason=reason)
+            step = worker.run.status().get("step", 0)
+            worker.writer.write("failed", step=step, reason=reason, suggestions=advice)
+        worker.run.write_status(state="failed", phase="done", reason=reason, suggestions=advice)
         return 1
     return 0 if outcome == "finished" else 3
 

@@ -1,0 +1,62 @@
+"""Fault injection for tests: faults that our CPU-only machines cannot produce for real.
+
+Set TUIWIZ_FAULT in the training process's environment:
+  oom@N        raise torch's CUDA OutOfMemoryError at the end of optimizer step N
+  disk_full@N  fail the checkpoint save at step N with ENOSPC, after writing part of it
+Nothing happens when the variable is unset, which is always the case outside the test suite.
+"""
+
+from __future__ import annotations
+
+import errno
+import os
+from typing import Any
+
+from transformers import TrainerCallback
+
+
+def parse(value: str | None) -> tuple[str, int] | None:
+    if not value or "@" not in value:
+        return None
+    kind, _, step = value.partition("@")
+    return (kind, int(step)) if step.isdigit() and kind in ("oom", "disk_full") else None
+
+
+class OutOfMemoryAt(TrainerCallback):
+    def __init__(self, step: int) -> None:
+        self.step = step
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if state.global_step == self.step:
+            import torch
+
+            raise torch.OutOfMemoryError(
+                "CUDA out of memory. Tried to allocate 2.00 GiB (injected by TUIWIZ_FAULT)"
+            )
+
+
+def fail_save_at(trainer: Any, step: int) -> None:
+    """Make the trainer's checkpoint save at `step` write a partial checkpoint, then fail."""
+    original = trainer._save_checkpoint
+
+    def save(model, trial, *args, **kwargs):
+        if trainer.state.global_step != step:
+            return original(model, trial, *args, **kwargs)
+        folder = os.path.join(trainer.args.output_dir, f"checkpoint-{step}")
+        os.makedirs(folder, exist_ok=True)
+        with open(os.path.join(folder, "adapter_model.safetensors"), "wb") as f:
+            f.write(b"\0" * 1024)  # what a full disk leaves behind: a truncated file
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), folder)
+
+    trainer._save_checkpoint = save
+
+
+def install(trainer: Any) -> None:
+    fault = parse(os.environ.get("TUIWIZ_FAULT"))
+    if fault is None:
+        return
+    kind, step = fault
+    if kind == "oom":
+        trainer.add_callback(OutOfMemoryAt(step))
+    else:
+        fail_save_at(trainer, step)
