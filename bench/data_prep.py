@@ -21,15 +21,41 @@ CHATML = (
     "{% for m in messages %}<|im_start|>{{ m['role'] }}\n{{ m['content'] }}<|im_end|>\n"
     "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
 )
-WORDS = ("model data train learn token adapter rank memory batch step loss answer question "
-         "explain write code list sort number word sentence summary language fine tune").split()
+WORDS = [
+    "model",
+    "data",
+    "train",
+    "learn",
+    "token",
+    "adapter",
+    "rank",
+    "memory",
+    "batch",
+    "step",
+    "loss",
+    "answer",
+    "question",
+    "explain",
+    "write",
+    "code",
+    "list",
+    "sort",
+    "number",
+    "word",
+    "sentence",
+    "summary",
+    "language",
+    "fine",
+    "tune",
+]
 
 
 def make_rows(n: int) -> list[dict[str, str]]:
     rng = random.Random(0)
     say = lambda lo, hi: " ".join(rng.choice(WORDS) for _ in range(rng.randint(lo, hi)))  # noqa: E731
-    return [{"instruction": say(5, 30), "input": say(0, 10), "output": say(20, 150)}
-            for _ in range(n)]
+    return [
+        {"instruction": say(5, 30), "input": say(0, 10), "output": say(20, 150)} for _ in range(n)
+    ]
 
 
 def make_tokenizer(rows: list[dict[str, str]]):
@@ -41,8 +67,9 @@ def make_tokenizer(rows: list[dict[str, str]]):
     tok.decoder = decoders.ByteLevel()
     trainer = trainers.BpeTrainer(vocab_size=8000, special_tokens=["<|im_start|>", "<|im_end|>"])
     tok.train_from_iterator((r["instruction"] + " " + r["output"] for r in rows[:5000]), trainer)
-    fast = PreTrainedTokenizerFast(tokenizer_object=tok, eos_token="<|im_end|>",
-                                   pad_token="<|im_end|>")
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tok, eos_token="<|im_end|>", pad_token="<|im_end|>"
+    )
     fast.chat_template = CHATML
     return fast
 
@@ -60,16 +87,19 @@ def main() -> None:
         path = Path(tmp) / "alpaca.jsonl"
         path.write_text("".join(json.dumps(r) + "\n" for r in rows))
         tokenizer = make_tokenizer(rows)
-        data = config.validate({"model": {"name_or_path": "m"},
-                                "data": {"path": str(path), "max_seq_length": 1024}})["data"]
+        data = config.validate(
+            {"model": {"name_or_path": "m"}, "data": {"path": str(path), "max_seq_length": 1024}}
+        )["data"]
         results = []
         for label in ("first run (tokenize)", "second run (cached)"):
             start = time.perf_counter()
             _, _, report = prepare.prepare(data, tokenizer, log=lambda m: None)
             seconds = time.perf_counter() - start
             results.append((label, seconds, report))
-    print(f"data preparation: {args.rows} alpaca rows, byte-level BPE 8k, ChatML template, "
-          f"median {results[0][2].median_tokens:.0f} tokens/example")
+    print(
+        f"data preparation: {args.rows} alpaca rows, byte-level BPE 8k, ChatML template, "
+        f"median {results[0][2].median_tokens:.0f} tokens/example"
+    )
     print(f"{'run':<22}  {'seconds':>8}  {'rows/s':>9}  cached")
     for label, seconds, report in results:
         print(f"{label:<22}  {seconds:>8.2f}  {args.rows / seconds:>9.0f}  {report.cached}")

@@ -65,9 +65,23 @@ PLAIN = textwrap.dedent(
 
 
 def tuiwiz_runtime(steps: int, out: Path) -> float:
-    command = [sys.executable, "-m", "tuiwiz", "run", "demo", "--output-dir", str(out),
-               "--set", f"training.max_steps={steps}", "--set", "training.save_strategy=no",
-               "--set", "data.validation_split=0", "--set", "training.gradient_checkpointing=false"]
+    command = [
+        sys.executable,
+        "-m",
+        "tuiwiz",
+        "run",
+        "demo",
+        "--output-dir",
+        str(out),
+        "--set",
+        f"training.max_steps={steps}",
+        "--set",
+        "training.save_strategy=no",
+        "--set",
+        "data.validation_split=0",
+        "--set",
+        "training.gradient_checkpointing=false",
+    ]
     subprocess.run(command, check=True, capture_output=True, cwd=ROOT)
     events = [json.loads(line) for line in (out / "events.jsonl").read_text().splitlines()]
     return float(next(e for e in events if e["event"] == "finished")["train_runtime"])
@@ -76,8 +90,16 @@ def tuiwiz_runtime(steps: int, out: Path) -> float:
 def plain_runtime(steps: int, out: Path, config: dict) -> float:
     from tuiwiz.demo import demo_dataset_path, ensure_demo_model
 
-    command = [sys.executable, "-c", PLAIN, str(ensure_demo_model()), str(demo_dataset_path()),
-               str(steps), str(out), json.dumps(config)]
+    command = [
+        sys.executable,
+        "-c",
+        PLAIN,
+        str(ensure_demo_model()),
+        str(demo_dataset_path()),
+        str(steps),
+        str(out),
+        json.dumps(config),
+    ]
     result = subprocess.run(command, check=True, capture_output=True, text=True)
     line = next(x for x in result.stdout.splitlines() if x.startswith("RUNTIME"))
     return float(line.split()[1])

@@ -10,7 +10,19 @@ import sys
 from tuiwiz import __version__
 from tuiwiz.errors import TuiwizError
 
-COMMANDS = ["run", "resume", "stop", "runs", "logs", "demo", "presets", "explain", "inspect", "estimate", "gpus"]
+COMMANDS = [
+    "run",
+    "resume",
+    "stop",
+    "runs",
+    "logs",
+    "demo",
+    "presets",
+    "explain",
+    "inspect",
+    "estimate",
+    "gpus",
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -1,0 +1,200 @@
+"""The VRAM estimate of a training run: every term, what it is, and where it comes from."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from tuiwiz.estimate import activations as act_mod
+from tuiwiz.estimate import components, layers, peak, weights
+from tuiwiz.estimate.components import Component
+from tuiwiz.estimate.optimizers import optimizer_bytes
+from tuiwiz.estimate.setup import RunSetup, from_config
+from tuiwiz.inspect.arch import ArchSummary
+from tuiwiz.inspect.lora import LoraPlan
+from tuiwiz.inspect.lora import plan as lora_plan
+
+MiB = 1 << 20
+# The CUDA context, the kernels PyTorch, bitsandbytes and Triton load (lazily, CUDA >= 11.7) and
+# the cuBLAS / cuDNN handles: memory NVML shows for the process but torch's allocator does not.
+# Measured on recent drivers at 400-700 MiB; bench/gpu_memory.py prints the value of a GPU as
+# "context" (NVML process memory - max_memory_reserved).
+CUDA_CONTEXT = 600 * MiB
+# cuBLAS and cuBLASLt workspaces, allocated through the caching allocator on the first matmul
+# (source: torch/csrc/cuda/CublasHandlePool.cpp getChosenWorkspaceSize, 32 MiB on Hopper).
+CUBLAS_WORKSPACES = 64 * MiB
+FRAGMENTATION = components.FRAGMENTATION
+
+
+@dataclass
+class Estimate:
+    params_total: int
+    params_trainable: int
+    components: list[Component]
+    allocated_peak: int  # predicts torch.cuda.max_memory_allocated()
+    reserved_peak: int  # predicts torch.cuda.max_memory_reserved()
+    total: int  # the process's memory as NVML shows it: what must fit in the free memory
+    phase: str
+    setup: RunSetup
+    summary: ArchSummary
+    lora: LoraPlan
+    notes: list[str] = field(default_factory=list)
+
+    def component(self, name: str) -> int:
+        return next((c.bytes for c in self.components if c.name == name), 0)
+
+    def to_json(self) -> dict[str, Any]:
+        s = self.setup
+        return {
+            "params": {
+                "total": self.params_total,
+                "trainable": self.params_trainable,
+                "base": self.lora.base_params,
+            },
+            "memory": {
+                "total_bytes": self.total,
+                "allocated_peak_bytes": self.allocated_peak,
+                "reserved_peak_bytes": self.reserved_peak,
+                "peak_phase": self.phase,
+                "components": {c.name: c.bytes for c in self.components},
+                "explanations": {
+                    c.name: {"explain": c.explain, "source": c.source} for c in self.components
+                },
+            },
+            "assumptions": {
+                "batch_size": s.batch,
+                "sequence_length": s.seq,
+                "tokens_per_step": s.tokens,
+                "full_length_batches": True,
+                "gradient_checkpointing": s.checkpointing,
+                "attn_implementation": s.attn,
+                "quantization": s.quant,
+                "optim": s.optim,
+                "mixed_precision": {2: "bf16/fp16", None: "off"}[s.autocast_bytes],
+            },
+            "notes": self.notes,
+        }
+
+
+def estimate(
+    config: dict[str, Any],
+    summary: ArchSummary | None = None,
+    device: str = "cuda",
+) -> Estimate:
+    """Estimate the peak GPU memory of the run a resolved preset describes."""
+    if summary is None:
+        from tuiwiz.inspect.model import summarize
+
+        m = config["model"]
+        summary = summarize(m["name_or_path"], m["revision"], m["trust_remote_code"])
+    setup = from_config(config, device)
+    lora = lora_plan(summary, config["lora"])
+    return estimate_setup(setup, summary, lora, config["training"])
+
+
+def estimate_setup(
+    setup: RunSetup, summary: ArchSummary, lora: LoraPlan, training: dict[str, Any]
+) -> Estimate:
+    notes: list[str] = []
+    plan = layers.plan_layers(summary)
+    if plan.approximate:
+        notes.append(f"activations are approximate: {plan.approximate}")
+    w = weights.base_weights(summary, setup, frozenset(n for n, _ in lora.tensors))
+    adapters, copies, grads = weights.adapter_bytes(lora, setup, summary)
+    shapes = [
+        (shape, weights.trainable_dtype_bytes(name, setup, summary)) for name, shape in lora.tensors
+    ]
+    opt = optimizer_bytes(setup.optim, shapes, setup.device, setup.optim_args)
+    if opt.note:
+        notes.append(opt.note)
+
+    acts = act_mod.walk(
+        setup,
+        plan,
+        layers.adapted_per_layer(plan, lora),
+        act_mod.input_requires_grad(setup, summary, lora),
+    )
+    vocab = int(summary.facts.get("vocab_size") or 0)
+    out = summary.output_embedding
+    lm_head_bytes = setup.unquantized_param_bytes
+    if out and summary.module(out).quantizable and setup.quant != "none":
+        lm_head_bytes = setup.compute_bytes
+    smoothing = float(training.get("label_smoothing_factor") or 0) > 0
+    if smoothing:
+        notes.append("label smoothing makes trl build the full logits (no fused LM head)")
+    head = peak.head_buffers(setup, plan, vocab, acts.head_input_bytes, lm_head_bytes, smoothing)
+    dequant = weights.dequant_bytes(setup, w.largest_quantized)
+    p = peak.peak(setup, plan, acts, head, dequant)
+    # Shared by every layer and kept for backward: RoPE's cos and sin tables (q * cos keeps
+    # cos), and under autocast the bf16 copies of the adapter weights (autocast caches one cast
+    # per weight for the whole forward). The (B, 1, S, S) masks are built once per forward but
+    # not saved: they are gone before backward.
+    rope = 2 * setup.seq * plan.q_dim // plan.heads * setup.residual_bytes if plan.rope else 0
+    autocast_copies = 0
+    if setup.autocast_bytes and setup.adapter_bytes != setup.autocast_bytes:
+        autocast_copies = lora.lora_params * setup.autocast_bytes
+    saved = p.saved + rope + autocast_copies
+    dynamic = saved + p.head + p.transient
+    phase = p.phase
+    head_b, transient = p.head, p.transient
+    eval_bytes = 0
+    if setup.evaluates:
+        eval_bytes = peak.eval_forward(
+            setup, plan, acts.head_input_bytes, setup.eval_batch, head[1], dequant
+        )
+    # Outside the forward/backward the activations are gone: the optimizer step runs on the
+    # weights, gradients and states; evaluation after zero_grad (which sets the gradients to
+    # None) on the weights and states alone.
+    moments = {
+        phase: grads + dynamic,
+        "optimizer step": grads + opt.step_temporaries,
+        "evaluation forward": eval_bytes,
+    }
+    grads_alive = grads
+    if max(moments, key=moments.get) != phase:
+        phase = max(moments, key=moments.get)
+        saved = head_b = 0
+        transient = opt.step_temporaries if phase == "optimizer step" else eval_bytes
+        grads_alive = grads if phase == "optimizer step" else 0
+    if not setup.checkpointing and p.saved_full > 0:
+        notes.append("gradient checkpointing is off: every layer's activations stay in memory")
+    if setup.attn == "sdpa" and setup.packing:
+        notes.append(
+            "packing with sdpa builds a (B*S)^2 attention mask; flash_attention_2 avoids it"
+        )
+    cuda = setup.device == "cuda"
+    values = {
+        "weights_quantized": w.quantized,
+        "weights_unquantized": w.unquantized,
+        "lora_adapters": adapters,
+        "trainable_copies": copies,
+        "gradients": grads_alive,
+        "optimizer_states": opt.states,
+        "optimizer_paged_states": opt.paged,
+        "activations": saved,
+        "logits_and_loss": head_b,
+        "backward_buffers": transient,
+        "cuda_workspaces": CUBLAS_WORKSPACES if cuda else 0,
+    }
+    allocated = sum(v for k, v in values.items() if k != "optimizer_paged_states")
+    reserve = int(FRAGMENTATION * (saved + head_b + transient)) if cuda else 0
+    values["allocator_reserve"] = reserve
+    values["cuda_context"] = CUDA_CONTEXT if cuda else 0
+    comps = components.build(values, setup, w, lora, phase)
+    notes.append(
+        "the estimate is for full-length batches (every sequence max_seq_length "
+        "tokens): the worst case; shorter batches use less"
+    )
+    return Estimate(
+        params_total=lora.total,
+        params_trainable=lora.trainable,
+        components=comps,
+        allocated_peak=allocated,
+        reserved_peak=allocated + reserve,
+        total=allocated + reserve + opt.paged + values["cuda_context"],
+        phase=phase,
+        setup=setup,
+        summary=summary,
+        lora=lora,
+        notes=notes,
+    )
