@@ -35,6 +35,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def show_comparison(run_dir: Path) -> None:
+    import warnings
+
     from rich.console import Console
     from rich.table import Table
 
@@ -44,15 +46,21 @@ def show_comparison(run_dir: Path) -> None:
     run = RunDir(run_dir)
     config, _ = presets.load(str(run.preset))
     console = Console()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)  # library deprecation notices
+        rows = demo.compare_on_heldout(
+            demo.ensure_demo_model(), run.adapter, config["quantization"]
+        )
+    instruction = rows[0]["instruction"] if rows else ""
     console.print(
-        "\n[bold]Held-out prompts (never seen in training): base model vs fine-tuned[/bold]"
+        f"\n[bold]Held-out words (never seen in training), prompt {instruction!r}: "
+        "base model vs fine-tuned[/bold]"
     )
-    rows = demo.compare_on_heldout(demo.ensure_demo_model(), run.adapter, config["quantization"])
     table = Table("input", "expected", "base model", "fine-tuned", header_style="bold")
     for row in rows:
         mark = lambda ok: "[green]✓[/green]" if ok else "[red]✗[/red]"  # noqa: E731
         table.add_row(
-            row["prompt"],
+            row["input"],
             row["expected"],
             f"{mark(row['base_ok'])} {row['base']}",
             f"{mark(row['tuned_ok'])} {row['tuned']}",

@@ -224,6 +224,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true")
     args = parser.parse_args(argv)
 
+    import warnings
+
+    # Deprecation notices of the libraries (not the user's concern) stay out of the log.
+    warnings.simplefilter("ignore", FutureWarning)
     os.umask(0o077)  # a run may hold private data: owner-only files on shared servers
     # Progress bars of the libraries would fill the log with carriage returns.
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
