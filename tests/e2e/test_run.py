@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from tuiwiz.train.events import read_events
+from tuiwiz.train.events import follow, read_events
 from tuiwiz.train.rundir import RunDir
 
 pytestmark = pytest.mark.e2e
@@ -101,7 +101,7 @@ def test_overrides_stop_and_resume_continue_at_the_right_step(tmp_path: Path, de
     run = tmp_path / "run"
     job = jobs.start(run, config=config)
     # Stop gracefully once step 4 is logged: the trainer saves a checkpoint and ends "stopped".
-    for event in jobs.ev.follow(job.run.events, stop=lambda: not job.alive()):
+    for event in follow(job.run.events, stop=lambda: not job.alive()):
         if event["event"] == "step" and event["step"] >= 4:
             job.stop()
             break

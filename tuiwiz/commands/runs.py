@@ -53,11 +53,13 @@ def run(args: argparse.Namespace) -> int:
         started = time.strftime("%Y-%m-%d %H:%M", time.localtime(r["started_at"]))
         state = f"[{colors.get(r['state'], 'white')}]{r['state']}[/]"
         table.add_row(r["id"], state, progress, loss, started, r["path"])
-        if r["reason"] and r["state"] in ("failed", "crashed"):
-            table.add_row("", f"[dim]{r['reason']}[/dim]", "", "", "", "")
-            for hint in r["suggestions"]:
-                fix = " ".join(f"--set {o}" for o in hint["overrides"])
-                table.add_row("", f"[dim]try: {hint['title']} ({fix})[/dim]", "", "", "", "")
     console = Console()
     console.print(table if rows else "no runs yet: start one with `tuiwiz run PRESET`")
+    # Why runs failed, below the table where a long reason has room.
+    for r in rows:
+        if r["reason"] and r["state"] in ("failed", "crashed"):
+            console.print(f"{r['id']}: {r['reason']}", highlight=False, soft_wrap=True)
+            for hint in r["suggestions"]:
+                fix = " ".join(f"--set {o}" for o in hint["overrides"])
+                console.print(f"  try: {hint['title']}  ({fix})", highlight=False, soft_wrap=True)
     return 0

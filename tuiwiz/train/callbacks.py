@@ -118,7 +118,7 @@ class EventsCallback(TrainerCallback):
             # eligible for resume, so a checkpoint cut short by a crash is never picked.
             (path / COMPLETE_MARKER).write_text(f"{state.global_step}\n")
             self.writer.write("checkpoint", step=state.global_step, path=str(path))
-            self.run.write_status(checkpoint=str(path))
+            self.run.write_status(checkpoint=str(path), step=state.global_step)
             self.run.rotate_checkpoints(self.save_total_limit)
 
 

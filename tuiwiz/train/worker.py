@@ -142,6 +142,11 @@ class Worker:
         )
         print(f"data: {json.dumps(report.__dict__)}", flush=True)
         args = builders.training_arguments(config, self.run.checkpoints, eval_ds is not None)
+        from transformers import set_seed
+
+        # The adapters are initialized randomly when the model is built, before the trainer
+        # seeds anything: seed first, or two runs of one preset start from different adapters.
+        set_seed(args.seed)
         model = builders.load_model(ready["model_path"], config)
         trainable, total = model.get_nb_trainable_parameters()
         print(f"model: {total:,} parameters, {trainable:,} trainable ({trainable / total:.3%})")
@@ -161,6 +166,7 @@ class Worker:
         from trl import SFTTrainer
 
         from tuiwiz.train import faults
+        from tuiwiz.train.resume import load_adapter_in_place
 
         trainer = SFTTrainer(
             model=model,
@@ -171,6 +177,7 @@ class Worker:
             callbacks=[self.callback],
         )
         faults.install(trainer)
+        load_adapter_in_place(trainer)
         result = trainer.train(
             resume_from_checkpoint=str(self.resume_from) if self.resume_from else None
         )
@@ -287,7 +294,7 @@ def main(argv: list[str] | None = None) -> int:
 def _reason(error: BaseException) -> str:
     text = str(error).strip().splitlines()[0] if str(error).strip() else ""
     if type(error).__name__ == "OutOfMemoryError":
-        return f"CUDA out of memory: {text}"
+        return text if text.startswith("CUDA out of memory") else f"CUDA out of memory: {text}"
     return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
