@@ -32,7 +32,7 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 REFERENCE = Path(
-    os.environ.get("TUIWIZ_REFERENCE_CONFIGS", ROOT.parent / "shared" / "reference-configs")
+    os.environ.get("TUIWIZ_REFERENCE_CONFIGS", ROOT / "tests" / "fixtures" / "reference-configs")
 )
 MODELS = ["smollm2-135m", "qwen2.5-0.5b", "tinyllama-1.1b-chat-v1.0"]
 GiB = 1 << 30

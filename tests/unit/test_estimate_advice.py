@@ -11,7 +11,7 @@ from tuiwiz import config as cfg
 from tuiwiz.cli import main
 from tuiwiz.estimate import estimate, suggest
 
-REFERENCE = Path("/work/shared/reference-configs")
+REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "reference-configs"
 NVML = Path(__file__).resolve().parent.parent / "fixtures" / "nvml"
 GiB = 1 << 30
 

@@ -118,7 +118,13 @@ def test_smollm2_architecture_random_weights(tmp_path):
 
     from tuiwiz.train import builders
 
-    reference = Path("/work/shared/reference-configs/smollm2-135m/config.json")
+    reference = (
+        Path(__file__).resolve().parent.parent
+        / "fixtures"
+        / "reference-configs"
+        / "smollm2-135m"
+        / "config.json"
+    )
     hf_config = AutoConfig.from_pretrained(reference.parent)
     torch.manual_seed(0)
     AutoModelForCausalLM.from_config(hf_config, dtype=torch.bfloat16).save_pretrained(tmp_path)

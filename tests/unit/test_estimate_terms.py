@@ -17,7 +17,7 @@ from tuiwiz.estimate.setup import from_config
 from tuiwiz.estimate.weights import alloc, linear_4bit_bytes
 from tuiwiz.inspect.model import summarize
 
-REFERENCE = Path("/work/shared/reference-configs")
+REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "reference-configs"
 GiB = 1 << 30
 
 

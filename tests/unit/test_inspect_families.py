@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from tuiwiz.inspect.arch import from_meta_model
 from tuiwiz.inspect.families import FAMILIES, NEUTRAL_KEYS, summarize_config
 
-REFERENCE = Path("/work/shared/reference-configs")
+REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "reference-configs"
 FACT_KEYS = (
     "layers",
     "hidden_size",

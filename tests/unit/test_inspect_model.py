@@ -13,7 +13,7 @@ import pytest
 from tuiwiz.cli import main
 from tuiwiz.inspect import model as inspect_model
 
-REFERENCE = Path("/work/shared/reference-configs")
+REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "reference-configs"
 
 
 def write_config(folder: Path, **config) -> Path:
