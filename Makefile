@@ -32,6 +32,7 @@ format: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/engine_overhead.py
 	$(BIN)/python bench/data_prep.py
+	$(BIN)/python bench/estimate_speed.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
