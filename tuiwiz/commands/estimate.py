@@ -8,6 +8,7 @@ import json
 import shlex
 from typing import Any
 
+from tuiwiz.commands import add_override_argument
 from tuiwiz.errors import TuiwizError
 
 GiB = 1 << 30
@@ -24,14 +25,7 @@ def size(n: int) -> str:
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("estimate", help="estimate the peak GPU memory of a preset's training run")
     p.add_argument("preset", help="a preset file, or the name of a shipped or saved one")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a preset key, e.g. --set data.max_seq_length=512 (repeatable)",
-    )
+    add_override_argument(p)
     p.add_argument(
         "--gpu",
         type=int,

@@ -6,20 +6,14 @@ import argparse
 import sys
 from pathlib import Path
 
+from tuiwiz.commands import add_override_argument
 from tuiwiz.errors import TuiwizError
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
     p = sub.add_parser("run", help="train from a preset, with no UI")
     p.add_argument("preset", nargs="?", help="a preset file, or the name of a shipped or saved one")
-    p.add_argument(
-        "--set",
-        dest="overrides",
-        action="append",
-        default=[],
-        metavar="SECTION.KEY=VALUE",
-        help="override a preset key, e.g. --set training.learning_rate=1e-4 (repeatable)",
-    )
+    add_override_argument(p)
     p.add_argument("--output-dir", type=Path, help="the run directory (default: ./runs/NAME-TIME)")
     p.add_argument(
         "--resume",
