@@ -58,6 +58,12 @@ class Worker:
         from tuiwiz.train import builders
 
         model_ref = config["model"]["name_or_path"]
+        if config["model"]["trust_remote_code"]:
+            say(
+                "progress",
+                message=f"warning: trust_remote_code is on: Python code from "
+                f"{model_ref} will run on this machine",
+            )
         if model_ref == bundled.DEMO_MODEL:
             say("progress", message="preparing the bundled demo model (built once, on first use)")
         model_path = bundled.resolve_model(model_ref, lambda m: say("progress", message=m))
