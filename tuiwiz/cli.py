@@ -16,6 +16,7 @@ COMMANDS = [
     "stop",
     "runs",
     "logs",
+    "data",
     "demo",
     "presets",
     "explain",

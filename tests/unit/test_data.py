@@ -239,3 +239,22 @@ def test_prepare_truncates_reports_and_caches(tmp_path, monkeypatch, demo_tokeni
     # A change in the data means a new tokenization.
     write_jsonl(tmp_path / "d.jsonl", rows[:-1])
     assert not prepare.prepare(data, demo_tokenizer, log=lambda m: None)[2].cached
+
+
+# --- preview --------------------------------------------------------------------------------
+
+
+def test_preview_renders_examples_and_measures_lengths(tmp_path, demo_tokenizer):
+    from tuiwiz.data.preview import preview
+
+    rows = [{"instruction": "Repeat", "input": "x" * n, "output": "y" * n} for n in range(1, 21)]
+    rows.append({"instruction": "", "output": "dropped"})
+    data = data_section(write_jsonl(tmp_path / "d.jsonl", rows), max_seq_length=40)
+    result = preview(data, demo_tokenizer, count=2)
+    assert (result.format, result.rows, result.measured) == ("alpaca", 21, 20)
+    assert result.why == "found columns instruction, output"
+    assert sum(result.skipped.values()) == 1
+    assert len(result.examples) == 2
+    assert [s.text for s in result.examples[0] if s.trained] == ["y" + demo_tokenizer.eos_token]
+    assert result.median_tokens < result.p95_tokens <= result.max_tokens
+    assert 0 < result.truncated_share < 1
