@@ -258,3 +258,12 @@ def test_preview_renders_examples_and_measures_lengths(tmp_path, demo_tokenizer)
     assert [s.text for s in result.examples[0] if s.trained] == ["y" + demo_tokenizer.eos_token]
     assert result.median_tokens < result.p95_tokens <= result.max_tokens
     assert 0 < result.truncated_share < 1
+
+
+def test_csv_fields_beyond_the_header_are_dropped(tmp_path: Path):
+    """Found by hypothesis: extra fields land under the key None in csv.DictReader."""
+    (tmp_path / "d.csv").write_text("text\nhello,extra\n")
+    assert readers.read_rows(str(tmp_path / "d.csv")) == [{"text": "hello"}]
+    (tmp_path / "e.csv").write_bytes(b"\n\x00")
+    with pytest.raises(DataError, match="cannot tell the dataset format"):
+        formats.normalize(readers.read_rows(str(tmp_path / "e.csv")), "auto", {}, "e.csv")

@@ -69,12 +69,12 @@ def measure_saved(model, batch: int, seq: int, vocab: int, autocast: bool, padde
 
     params = {p.untyped_storage().data_ptr() for p in model.parameters()}
     params |= {b.untyped_storage().data_ptr() for b in model.buffers()}
-    saved: dict[int, list] = {}
+    saved: list = []
 
     def pack(t):
         storage = t.untyped_storage()
         if storage.data_ptr() not in params:
-            saved.setdefault(storage.data_ptr(), []).append((weakref.ref(t), storage.nbytes()))
+            saved.append((weakref.ref(t), storage.data_ptr(), storage.nbytes()))
         return t
 
     torch.manual_seed(0)
@@ -85,7 +85,10 @@ def measure_saved(model, batch: int, seq: int, vocab: int, autocast: bool, padde
     context = torch.autocast("cpu", dtype=torch.bfloat16, enabled=autocast)
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t), context:
         out = model(input_ids=ids, attention_mask=mask, labels=ids, fused_lm_head=True)
-    alive = sum(refs[0][1] for refs in saved.values() if any(r() is not None for r, _ in refs))
+    # Dedupe by address among the tensors still alive only: a freed tensor's address can be
+    # reused by a later one, and keying everything by address would merge the two.
+    alive_storages = {ptr: nbytes for ref, ptr, nbytes in saved if ref() is not None}
+    alive = sum(alive_storages.values())
     del out
     return alive
 

@@ -61,7 +61,7 @@ def detect(rows: list[dict[str, Any]], columns: dict[str, str], source: str) -> 
         needed = [_column(c, columns) for c in REQUIRED[fmt]]
         if all(c in seen for c in needed):
             return fmt, f"found column{'s' if len(needed) > 1 else ''} {', '.join(needed)}"
-    found = ", ".join(sorted(seen)) or "none"
+    found = ", ".join(sorted(map(str, seen))) or "none"
     raise DataError(
         f"{source}: cannot tell the dataset format from its columns ({found}); expected "
         "instruction/output (alpaca), messages, conversations (sharegpt), prompt/completion or "
@@ -132,7 +132,7 @@ def normalize(
     if missing:
         raise DataError(
             f"{source}: format '{fmt}' needs column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}, found {', '.join(sorted(seen)) or 'none'}; map yours with "
+            f"{', '.join(missing)}, found {', '.join(sorted(map(str, seen))) or 'none'}; map yours with "
             f'[data] columns = {{{REQUIRED[fmt][0]} = "your_column"}}'
         )
     result = Normalized(fmt, [])

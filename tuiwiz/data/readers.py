@@ -132,7 +132,8 @@ def _parse_json(file: Path, text: str) -> list[dict[str, Any]]:
 def _parse_csv(file: Path, text: str) -> list[dict[str, Any]]:
     try:
         reader = csv.DictReader(text.splitlines())
-        rows = [dict(row) for row in reader]
+        # Fields beyond the header land under the key None: they have no column name to use.
+        rows = [{k: v for k, v in row.items() if isinstance(k, str)} for row in reader]
     except csv.Error as e:
         raise DataError(f"{file}: malformed CSV ({e})") from None
     if reader.fieldnames is None:
