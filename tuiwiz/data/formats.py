@@ -132,8 +132,8 @@ def normalize(
     if missing:
         raise DataError(
             f"{source}: format '{fmt}' needs column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}, found {', '.join(sorted(map(str, seen))) or 'none'}; map yours with "
-            f'[data] columns = {{{REQUIRED[fmt][0]} = "your_column"}}'
+            f"{', '.join(missing)}, found {', '.join(sorted(map(str, seen))) or 'none'}; "
+            f'map yours with [data] columns = {{{REQUIRED[fmt][0]} = "your_column"}}'
         )
     result = Normalized(fmt, [])
     for row in rows:
