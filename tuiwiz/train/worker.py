@@ -64,8 +64,6 @@ class Worker:
                 message=f"warning: trust_remote_code is on: Python code from "
                 f"{model_ref} will run on this machine",
             )
-        if model_ref == bundled.DEMO_MODEL:
-            say("progress", message="preparing the bundled demo model (built once, on first use)")
         model_path = bundled.resolve_model(model_ref, lambda m: say("progress", message=m))
         # The preset keeps "tuiwiz:demo-data"; only the copy used for reading is resolved.
         data = {**config["data"], "path": bundled.resolve_data(config["data"]["path"])}
