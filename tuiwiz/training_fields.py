@@ -30,9 +30,6 @@ class TrainingField:
     default: Any  # the literal default, or None when it is computed
 
 
-_NO_DEFAULT = object()
-
-
 def _literal_default(value: ast.expr | None) -> Any:
     if value is None:
         return None

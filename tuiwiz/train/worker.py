@@ -86,7 +86,6 @@ class Worker:
                 message="no CUDA GPU found: training runs on the CPU (slow for real models)",
             )
         return {
-            "summary": summary,
             "model_path": model_path,
             "tokenizer": tokenizer,
             "examples": normalized,
