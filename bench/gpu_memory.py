@@ -10,10 +10,12 @@ that NVML reports for the process, with the relative errors.
     .venv/bin/python bench/gpu_memory.py            # the grid, ~3-6 minutes on one H100
     .venv/bin/python bench/gpu_memory.py --dry-run  # grid and estimates only: no CUDA, no torch
     .venv/bin/python bench/gpu_memory.py --models smollm2-135m --json out.json
+    .venv/bin/python bench/gpu_memory.py --measured out.json  # earlier readings, today's estimates
 
 Columns: est = estimated total (NVML view), nvml = the process's peak device memory in NVML
 (sampled every 10 ms, minus the device's usage before CUDA started), alloc/resv = torch's peaks,
-est_alloc = the estimate's prediction of max_memory_allocated, context = nvml - resv.
+est_alloc = the estimate's prediction of max_memory_allocated, context = nvml - resv, left =
+memory an earlier point left reserved (subtracted from this point's readings).
 """
 
 from __future__ import annotations
@@ -73,6 +75,7 @@ class Point:
     allocated: int | None = None
     reserved: int | None = None
     nvml: int | None = None
+    leftover: int | None = None
     note: str = ""
 
     def config(self) -> dict[str, Any]:
@@ -193,6 +196,10 @@ def measure(point: Point, model_dir: Path, nvml: NvmlPeak, out: Path) -> None:
     tokenizer = build_tokenizer()  # only its pad id is used: the data is already token ids
     gc.collect()
     torch.cuda.empty_cache()
+    # Whatever an earlier point left resident (a reference held inside a library) is not this
+    # point's memory: measure from it. `leftover` shows how much that was.
+    before_alloc, before_resv = torch.cuda.memory_allocated(), torch.cuda.memory_reserved()
+    point.leftover = before_resv
     torch.cuda.reset_peak_memory_stats()
     with nvml:
         model = builders.load_model(str(model_dir), config)
@@ -205,9 +212,10 @@ def measure(point: Point, model_dir: Path, nvml: NvmlPeak, out: Path) -> None:
         )
         trainer.train()
         torch.cuda.synchronize()
-    point.allocated = torch.cuda.max_memory_allocated()
-    point.reserved = torch.cuda.max_memory_reserved()
-    point.nvml = nvml.peak
+    point.allocated = torch.cuda.max_memory_allocated() - before_alloc
+    point.reserved = torch.cuda.max_memory_reserved() - before_resv
+    point.nvml = nvml.peak - before_resv
+    trainer.accelerator.free_memory()  # drops accelerate's references to model and optimizer
     del trainer, model
     gc.collect()
     torch.cuda.empty_cache()
@@ -241,6 +249,7 @@ def table(points: list[Point]) -> str:
         "err",
         "resv",
         "context",
+        "left",
         "note",
     )
     rows = [head]
@@ -263,6 +272,7 @@ def table(points: list[Point]) -> str:
                 _err(p.estimate_allocated, p.allocated),
                 _gib(p.reserved),
                 _gib(context),
+                _gib(p.leftover),
                 p.note,
             )
         )
@@ -278,10 +288,17 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--budget", type=float, default=7.5, help="stop starting new points after this many minutes"
     )
+    parser.add_argument(
+        "--measured",
+        type=Path,
+        help="a --json file of an earlier GPU run: print its measurements against today's estimates",
+    )
     args = parser.parse_args(argv)
     points = grid(args.models)
+    if args.measured:
+        points = [Point(**p) for p in json.loads(args.measured.read_text())]
     add_estimates(points)
-    if not args.dry_run:
+    if not args.dry_run and not args.measured:
         import torch
 
         if not torch.cuda.is_available():
@@ -302,6 +319,9 @@ def main(argv: list[str] | None = None) -> int:
                         measure(p, random_model(p.model, Path(tmp)), nvml, Path(tmp) / "out")
                     except torch.cuda.OutOfMemoryError:
                         p.note = "CUDA OOM"
+                        torch.cuda.empty_cache()
+                    except Exception as exc:  # one broken point must not lose the others
+                        p.note = f"error: {type(exc).__name__}: {str(exc)[:120]}"
                         torch.cuda.empty_cache()
                 print(table([p]).splitlines()[-1], flush=True)
     print(table(points))
