@@ -291,7 +291,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--measured",
         type=Path,
-        help="a --json file of an earlier GPU run: print its measurements against today's estimates",
+        help="a --json file of an earlier GPU run: its measurements against today's estimates",
     )
     args = parser.parse_args(argv)
     points = grid(args.models)
