@@ -1,0 +1,82 @@
+"""Slow lookups the wizard needs (model facts, dataset preview), done off the event loop.
+
+Each result is cached by what it was computed from, so Back / Next never recompute, and a
+change of model or dataset simply asks again. Errors are kept as one-line messages to show.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import Any
+
+
+@dataclass
+class Lookup:
+    key: tuple
+    value: Any = None
+    error: str | None = None
+    done: bool = False
+
+
+def model_key(draft) -> tuple:
+    return (
+        draft.get("model.name_or_path"),
+        draft.get("model.revision"),
+        bool(draft.get("model.trust_remote_code")),
+    )
+
+
+def data_key(draft) -> tuple:
+    data = tuple(
+        repr(draft.get(f"data.{k}"))
+        for k in ("path", "format", "split", "subset", "columns", "max_seq_length", "max_samples")
+    )
+    return (*model_key(draft), *data, draft.get("data.train_on_prompt"))
+
+
+def one_line(error: BaseException) -> str:
+    from tuiwiz.errors import TuiwizError
+
+    if isinstance(error, TuiwizError):
+        return str(error)
+    text = str(error).strip().splitlines()
+    return f"{type(error).__name__}: {text[0] if text else ''}"
+
+
+def load_model_overview(key: tuple):
+    from tuiwiz.inspect.overview import overview
+
+    name, revision, trust = key
+    return overview(name, revision, trust)
+
+
+def load_preview(key: tuple, draft_data: dict[str, Any], model: dict[str, Any]):
+    """Dataset preview with the model's own tokenizer (chat template included)."""
+    from tuiwiz.bundled import resolve_data, resolve_model
+    from tuiwiz.data.preview import preview
+    from tuiwiz.train.builders import load_tokenizer
+
+    path = resolve_model(model["name_or_path"])
+    tokenizer = load_tokenizer(path, {"model": model})
+    data = {**draft_data, "path": resolve_data(draft_data["path"])}
+    return preview(data, tokenizer)
+
+
+class LookupCache:
+    """The latest lookup of each kind; a new key replaces the old result."""
+
+    def __init__(self) -> None:
+        self._items: dict[str, Lookup] = {}
+        self._lock = threading.Lock()
+
+    def get(self, kind: str, key: tuple) -> Lookup | None:
+        with self._lock:
+            item = self._items.get(kind)
+            return item if item is not None and item.key == key else None
+
+    def start(self, kind: str, key: tuple) -> Lookup:
+        with self._lock:
+            item = Lookup(key)
+            self._items[kind] = item
+            return item

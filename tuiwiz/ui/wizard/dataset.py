@@ -1,0 +1,112 @@
+"""Step 3: the dataset: path or Hub id, detected format (overridable), column mapping, three
+examples rendered exactly as the model sees them, and token-length statistics."""
+
+from __future__ import annotations
+
+from rich.text import Text
+from textual.app import ComposeResult
+from textual.timer import Timer
+from textual.widgets import Static
+
+from tuiwiz.ui.widgets.field_row import FieldRow
+from tuiwiz.ui.wizard.base import StepScreen
+
+EXAMPLE_CHARS = 600  # of each rendered example shown; the statistics cover whole examples
+
+
+def render_example(segments) -> Text:
+    """Prompt (masked from the loss) dim on a dark band; the trained answer bright green."""
+    text = Text()
+    shown = 0
+    for seg in segments:
+        part = seg.text[: max(0, EXAMPLE_CHARS - shown)]
+        shown += len(part)
+        text.append(part, "bold green" if seg.trained else "dim on grey11")
+    if shown >= EXAMPLE_CHARS:
+        text.append(" …", "dim")
+    return text
+
+
+def stats_text(p, max_seq_length: int) -> Text:
+    t = Text()
+    t.append(f"{p.format}", "bold")
+    t.append(f" ({p.why}); {p.rows:,} rows")
+    if p.skipped:
+        skipped = ", ".join(f"{n} {why}" for why, n in p.skipped.items())
+        t.append(f"; skipped: {skipped}", "yellow")
+    t.append("\nTokens per example")
+    if p.measured < p.rows:
+        t.append(f" (a sample of {p.measured:,})")
+    t.append(f": median {p.median_tokens:.0f}, 95th percentile {p.p95_tokens:.0f}, ")
+    t.append(f"max {p.max_tokens}  vs max_seq_length {max_seq_length}\n")
+    share = p.truncated_share
+    style = "green" if share == 0 else ("yellow" if share < 0.05 else "bold red")
+    t.append(f"{share:.1%} of examples would be truncated", style)
+    if share > 0:
+        t.append(" (their ends, usually the answer, are cut)", style)
+    return t
+
+
+class DatasetStep(StepScreen):
+    STEP = "dataset"
+    DEFAULT_CSS = """
+    DatasetStep #stats { height: auto; margin-top: 1; }
+    DatasetStep .example { height: auto; border: round $primary-darken-2; padding: 0 1; }
+    DatasetStep #legend { height: auto; }
+    """
+    _debounce: Timer | None = None
+
+    def compose_form(self) -> ComposeResult:
+        yield Static("Dataset", classes="section-title")
+        yield FieldRow("data.path", "Dataset (path / id)")
+        yield FieldRow("data.format")
+        yield FieldRow("data.columns", "Column mapping")
+        yield FieldRow("data.split")
+        yield FieldRow("data.max_seq_length")
+        yield FieldRow("data.validation_split")
+        yield FieldRow("data.train_on_prompt")
+        yield FieldRow("data.packing")
+        yield FieldRow("data.max_samples")
+        yield Static("", id="stats")
+        yield Static(
+            Text.assemble(
+                "Examples as the model sees them: ",
+                ("prompt (not trained)", "dim on grey11"),
+                "  ",
+                ("answer (trained)", "bold green"),
+            ),
+            id="legend",
+        )
+        for i in range(3):
+            yield Static("", classes="example", id=f"example-{i}")
+
+    def on_mount(self) -> None:
+        self.query_one("#f-data-path Input").focus()
+
+    def refresh_derived(self) -> None:
+        if self._debounce is not None:
+            self._debounce.stop()
+        self._debounce = self.set_timer(0.4, self._show_preview)
+
+    def _show_preview(self) -> None:
+        if not self.is_mounted:
+            return
+        stats = self.query_one("#stats", Static)
+        examples = [self.query_one(f"#example-{i}", Static) for i in range(3)]
+        if self.draft.invalid:
+            return  # keep the last preview until the typed values are valid again
+        item = self.app.data_preview()  # type: ignore[attr-defined]
+        if not item.done:
+            stats.update(Text("Reading and tokenizing the dataset…", "dim italic"))
+            return
+        if item.error:
+            stats.update(Text(f"✗ {item.error}", "bold red"))
+            for e in examples:
+                e.display = False
+            return
+        p = item.value
+        stats.update(stats_text(p, int(self.draft.get("data.max_seq_length"))))
+        for i, e in enumerate(examples):
+            e.display = i < len(p.examples)
+            if i < len(p.examples):
+                e.update(render_example(p.examples[i]))

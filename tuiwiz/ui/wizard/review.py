@@ -1,0 +1,255 @@
+"""Step 7: review: the VRAM estimate against each GPU (NVML), a verdict, the estimator's
+suggestions (each one key away), the preset as TOML, save under a name, launch."""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from rich.syntax import Syntax
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal
+from textual.widgets import Button, Input, Static
+
+from tuiwiz.ui.widgets.memory_bar import gib, memory_bar
+from tuiwiz.ui.wizard.base import StepScreen
+
+BAR_WIDTH = 30
+
+
+def check_memory(resolved: dict[str, Any]) -> dict[str, Any]:
+    """Estimate, GPU readings and suggestions: everything the memory panel shows."""
+    from tuiwiz.estimate import estimate, suggest
+    from tuiwiz.gpu import read_gpus
+
+    est = estimate(resolved)
+    gpus = read_gpus()
+    free = gpus.gpus[0].free_bytes if gpus.gpus else None
+    advice = suggest(resolved, free, base=est) if free is not None else []
+    return {"estimate": est, "gpus": gpus, "suggestions": advice}
+
+
+def verdict(total: int, free: int) -> tuple[str, str]:
+    from tuiwiz.estimate.advice import fits, is_tight
+
+    if not fits(total, free):
+        return "does not fit", "bold red"
+    if is_tight(total, free):
+        return "tight", "bold yellow"
+    return "fits", "bold green"
+
+
+def memory_text(result: dict[str, Any]) -> Text:
+    est, status = result["estimate"], result["gpus"]
+    text = Text()
+    text.append(f"Estimated peak GPU memory: {gib(est.total)}", "bold")
+    text.append(f"  ({est.params_trainable:,} trainable parameters)\n")
+    if not status.gpus:
+        reason = status.error or "no NVIDIA GPU"
+        text.append(reason[0].upper() + reason[1:] + ".\n", "yellow")
+        text.append("Training will run on the CPU (slow; fine for the demo). The estimate is ")
+        text.append("for a CUDA GPU.\n")
+    for g in status.gpus:
+        word, style = verdict(est.total, g.free_bytes)
+        text.append(f"GPU {g.index} {g.name}: ")
+        text.append(word, style)
+        text.append(f"  {gib(g.free_bytes)} free of {gib(g.total_bytes)}\n")
+        text.append_text(memory_bar(BAR_WIDTH, g.total_bytes, g.used_bytes, est.total))
+        text.append("  ")
+        text.append("█", "grey50")
+        text.append(" others ")
+        text.append("█", "green")
+        text.append(" this run\n")
+    text.append("\nBreakdown:\n", "bold")
+    biggest = max((c.bytes for c in est.components), default=1) or 1
+    for c in sorted(est.components, key=lambda c: -c.bytes):
+        if c.bytes <= 0:
+            continue
+        bar = "▇" * max(1, round(8 * c.bytes / biggest))
+        text.append(f" {c.name:<19}{gib(c.bytes):>9} ")
+        text.append(bar + "\n", "cyan")
+    for note in getattr(est, "notes", []) or []:
+        text.append(f"note: {note}\n", "dim")
+    return text
+
+
+def suggestions_text(result: dict[str, Any]) -> Text:
+    advice = result["suggestions"]
+    if not advice:
+        return Text("")
+    text = Text("Suggestions (press the number to apply):\n", "bold")
+    for i, s in enumerate(advice[:9], 1):
+        fits = {True: "fits", False: "still too big", None: ""}[s.fits]
+        text.append(f" {i}  ", "bold reverse")
+        text.append(f" {s.title}: {gib(s.total_bytes)} ({fits}, saves {gib(s.saves_bytes)})\n")
+        text.append(f"     {' '.join('--set ' + o for o in s.overrides)}\n", "dim")
+    return text
+
+
+class ReviewStep(StepScreen):
+    STEP = "review"
+    BINDINGS = [
+        Binding("ctrl+l", "launch", "Launch", priority=True),
+        Binding("ctrl+s", "save", "Save preset", priority=True),
+        Binding("f5", "recheck", "Re-read GPUs"),
+        *[Binding(str(i), f"apply({i})", show=False) for i in range(1, 10)],
+    ]
+    DEFAULT_CSS = """
+    ReviewStep #problem { color: $error; height: auto; }
+    ReviewStep #memory, ReviewStep #suggestions { height: auto; }
+    ReviewStep #toml { height: auto; margin-top: 1; border: round $primary-darken-2; }
+    ReviewStep #actions { height: auto; margin-bottom: 1; }
+    ReviewStep #actions Input { width: 1fr; }
+    ReviewStep #actions Button { margin-left: 1; min-width: 8; width: auto; }
+    ReviewStep #launch-status { height: auto; }
+    """
+    checks = 0  # bumped by F5 so the GPUs are read again
+
+    def compose_form(self) -> ComposeResult:
+        yield Static("Review", classes="section-title")
+        yield Static("", id="problem")
+        with Horizontal(id="actions"):
+            name = Input(placeholder="preset name", id="preset-name", compact=True)
+            name.explain_key = "preset.name"  # type: ignore[attr-defined]
+            yield name
+            yield Button("Save", id="save", compact=True)
+            yield Button("Launch", id="launch", variant="success", compact=True)
+        yield Static("", id="launch-status")
+        yield Static("", id="memory")
+        yield Static("", id="suggestions")
+        yield Static("", id="toml")
+
+    def on_mount(self) -> None:
+        self.query_one("#launch").focus()
+
+    def on_screen_resume(self) -> None:
+        self.query_one("#preset-name", Input).value = str(self.draft.get("preset.name"))
+        super().on_screen_resume()
+
+    def explain_extra(self, key: str | None) -> str:
+        return (
+            "Ctrl+L launches the run: it trains in its own process and keeps going if this "
+            "terminal closes. Ctrl+S saves this configuration as a preset, to run again "
+            "with `tuiwiz run NAME`."
+        )
+
+    def refresh_derived(self) -> None:
+        problem = self.draft.problem()
+        self.query_one("#problem", Static).update(
+            Text(f"✗ Cannot launch yet: {problem}\n  (Ctrl+G goes to any step)") if problem else ""
+        )
+        self.query_one("#launch", Button).disabled = bool(problem)
+        if problem:
+            self.query_one("#toml", Static).update("")
+            return
+        from tuiwiz.presets import to_toml
+
+        resolved = self.draft.resolved()
+        toml_text = to_toml(resolved)
+        self.query_one("#toml", Static).update(
+            Syntax(toml_text, "toml", theme="ansi_dark", background_color="default")
+        )
+        item = self.app.lookup(  # type: ignore[attr-defined]
+            "memory", (toml_text, self.checks), lambda: check_memory(resolved)
+        )
+        memory = self.query_one("#memory", Static)
+        if not item.done:
+            memory.update(Text("Estimating memory and reading the GPUs…", "dim italic"))
+        elif item.error:
+            memory.update(Text(f"✗ memory estimate: {item.error}", "bold red"))
+            self.query_one("#suggestions", Static).update("")
+        else:
+            self.memory = item.value
+            memory.update(memory_text(item.value))
+            self.query_one("#suggestions", Static).update(suggestions_text(item.value))
+
+    # --- actions ----------------------------------------------------------------------------
+
+    memory: dict[str, Any] | None = None
+
+    def action_apply(self, number: int) -> None:
+        if isinstance(self.focused, Input) or not self.memory:
+            return
+        advice = self.memory["suggestions"]
+        if number > len(advice):
+            return
+        chosen = advice[number - 1]
+        self.draft.apply_overrides(chosen.overrides)
+        self.notify(f"Applied: {chosen.title}", title="Suggestion")
+        self.refresh_derived()
+
+    def action_recheck(self) -> None:
+        self.checks += 1
+        self.refresh_derived()
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        if event.button.id == "save":
+            self.action_save()
+        elif event.button.id == "launch":
+            self.action_launch()
+
+    def on_input_submitted(self, event: Input.Submitted) -> None:
+        self.action_save()
+
+    def action_save(self) -> None:
+        from tuiwiz import presets
+        from tuiwiz.errors import TuiwizError
+
+        name = self.query_one("#preset-name", Input).value.strip()
+        try:
+            resolved = self.draft.resolved()
+            path = presets.save(resolved, name)
+        except TuiwizError as e:
+            self.notify(str(e), title="Not saved", severity="error", timeout=8)
+            return
+        self.draft.set("preset.name", name)
+        self.notify(f"Saved {path}\nRun it headless: tuiwiz run {name}", title="Preset saved")
+
+    def action_launch(self) -> None:
+        problem = self.draft.problem()
+        if problem:
+            self.notify(problem, title="Cannot launch", severity="error", timeout=8)
+            return
+        self.query_one("#launch", Button).disabled = True
+        self._launch(self.draft.resolved())
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
+    def _launch(self, resolved: dict[str, Any]) -> None:
+        from tuiwiz.errors import TuiwizError
+        from tuiwiz.train import jobs
+
+        status = self.query_one("#launch-status", Static)
+
+        def progress(message: str) -> None:
+            self.app.call_from_thread(status.update, Text(f"… {message}", "italic"))
+
+        progress("starting the training process")
+        try:
+            job = jobs.start(
+                jobs.default_run_dir(resolved["name"]), config=resolved, progress=progress
+            )
+        except TuiwizError as e:
+            self.app.call_from_thread(self._launch_failed, str(e))
+            return
+        except Exception as e:  # noqa: BLE001 - shown in the app, not as a traceback
+            self.app.call_from_thread(self._launch_failed, f"{type(e).__name__}: {e}")
+            return
+        # Reap the process when it ends (and mark the run failed if it died without a final
+        # state). A daemon thread: quitting the app must never wait for training to end.
+        threading.Thread(target=job.wait, daemon=True, name="reap-training").start()
+        self.app.call_from_thread(self._launched, job)
+
+    def _launch_failed(self, reason: str) -> None:
+        self.query_one("#launch-status", Static).update(Text(f"✗ {reason}", "bold red"))
+        self.query_one("#launch", Button).disabled = False
+        self.notify(reason, title="The run did not start", severity="error", timeout=10)
+
+    def _launched(self, job) -> None:
+        self.query_one("#launch-status", Static).update(
+            Text(f"✓ training in {job.run.path} (pid {job.pid})", "green")
+        )
+        self.query_one("#launch", Button).disabled = False
+        self.app.show_run(job.run.path)  # type: ignore[attr-defined]
