@@ -16,6 +16,7 @@ COMMANDS = [
     "stop",
     "runs",
     "logs",
+    "attach",
     "data",
     "demo",
     "presets",

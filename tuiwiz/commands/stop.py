@@ -5,8 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 import signal
+from typing import TYPE_CHECKING
 
 from tuiwiz.errors import TuiwizError
+
+if TYPE_CHECKING:
+    from tuiwiz.train.rundir import RunDir
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -15,17 +19,29 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def run(args: argparse.Namespace) -> int:
-    from tuiwiz.train.registry import effective_state, resolve
+def request_stop(run_dir: RunDir) -> int:
+    """Send SIGTERM to a running run's training process (it saves a checkpoint, then ends in
+    state stopped); returns its pid. The dashboard's stop key takes the same path."""
+    from tuiwiz.train.registry import effective_state
 
-    run_dir = resolve(args.run)
     status = run_dir.status()
     state = effective_state(status)
     if state != "running":
         raise TuiwizError(f"{run_dir.path}: the run is not running (state: {state})")
-    os.kill(status["pid"], signal.SIGTERM)
+    try:
+        os.kill(status["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        raise TuiwizError(f"{run_dir.path}: the training process has just ended") from None
+    return status["pid"]
+
+
+def run(args: argparse.Namespace) -> int:
+    from tuiwiz.train.registry import resolve
+
+    run_dir = resolve(args.run)
+    pid = request_stop(run_dir)
     print(
-        f"tuiwiz: asked pid {status['pid']} to stop; it saves a checkpoint at the current step, "
+        f"tuiwiz: asked pid {pid} to stop; it saves a checkpoint at the current step, "
         f"then ends in state stopped (`tuiwiz runs` shows it)"
     )
     return 0

@@ -1,0 +1,461 @@
+"""The live run dashboard and `tuiwiz attach`: Pilot tests on real demo runs (trained on the CPU)
+and on synthetic run directories, and snapshots of a deterministic one at 80x24 and 120x40."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import time
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from tuiwiz import config as cfg
+from tuiwiz import presets
+from tuiwiz.errors import TuiwizError
+from tuiwiz.train import jobs
+from tuiwiz.train.rundir import RunDir
+from tuiwiz.ui.dashboard import AttachApp, DashboardScreen
+from tuiwiz.ui.dashboard.chart import EVAL_MARK, render_chart
+from tuiwiz.ui.dashboard.model import RunView
+from tuiwiz.ui.dashboard.panels import GpuPanel, StatsPanel
+
+ROOT = Path(__file__).resolve().parent.parent
+NVML = ROOT / "fixtures" / "nvml"
+QWEN = ROOT / "fixtures" / "reference-configs" / "qwen2.5-0.5b"
+SESSION_CACHE = Path(os.environ.get("TUIWIZ_TEST_CACHE", "/tmp/tuiwiz-test-cache"))  # as conftest
+T0 = 1_700_000_000.0
+FAKE_PID = 999_999_991  # a "running" synthetic run's pid; process_alive is patched to accept it
+
+pytestmark = pytest.mark.anyio
+
+
+# --- helpers -----------------------------------------------------------------------------------
+
+
+async def wait_for(pilot, condition: Callable[[], bool], what: str, timeout: float = 240) -> None:
+    """Let the app run until `condition()` holds (a wait on an outcome, not on a duration)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"gave up waiting for: {what}")
+        await pilot.pause(0.05)
+
+
+async def loaded(pilot) -> DashboardScreen:
+    screen = pilot.app.dashboard
+    await wait_for(pilot, lambda: screen.loaded, "the dashboard's first load")
+    await pilot.pause()
+    return screen
+
+
+def plain(widget) -> str:
+    return widget.content(60).plain
+
+
+def short_config(*extra: str) -> dict:
+    base = ["training.logging_steps=1", "data.validation_split=0", "training.save_steps=1000"]
+    return presets.load("demo", base + list(extra))[0]
+
+
+@pytest.fixture(scope="module")
+def module_env(tmp_path_factory):
+    """What conftest's private_dirs gives each test, for module-scoped runs too."""
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUIWIZ_CACHE_DIR", str(SESSION_CACHE))
+        mp.setenv("TUIWIZ_DATA_DIR", str(tmp_path_factory.mktemp("data")))
+        mp.setenv("HF_HUB_OFFLINE", "1")
+        yield
+
+
+@pytest.fixture(scope="module")
+def demo_job(module_env, demo_model, tmp_path_factory):
+    """A real demo run with evaluations and a checkpoint, started once for the module: the
+    live test watches it train to the end, the history test opens it once it has finished."""
+    run = tmp_path_factory.mktemp("demo") / "run"
+    config = presets.load(
+        "demo", ["training.max_steps=20", "training.eval_steps=10", "training.save_steps=10"]
+    )[0]
+    job = jobs.start(run, config=config)
+    yield job
+    job.stop()
+    job.wait()
+
+
+def write_run(
+    path: Path,
+    state: str = "running",
+    max_steps: int = 100,
+    last_step: int = 40,
+    suggestions: list | None = None,
+) -> Path:
+    """A deterministic run directory, written as the training process would write it."""
+    path.mkdir(parents=True)
+    raw = {
+        "name": "synthetic",
+        "model": {"name_or_path": str(QWEN)},
+        "data": {"path": "data.jsonl", "max_seq_length": 512},
+        "lora": {"r": 16, "lora_alpha": 32, "target_modules": ["q_proj", "v_proj"]},
+        "training": {"per_device_train_batch_size": 4, "max_steps": max_steps},
+    }
+    RunDir(path).write_preset(presets.to_toml(cfg.validate(raw)))
+    events = [
+        {"event": "started", "time": T0, "step": 0, "max_steps": max_steps,
+         "num_train_epochs": 3.0, "device": "cuda", "train_examples": 800,
+         "validation_examples": 40, "effective_batch_size": 16, "trainable_params": 540672,
+         "total_params": 494573440, "resumed_from": None},
+        {"event": "eval", "time": T0 + 1, "step": 0, "epoch": 0.0, "eval_loss": 2.9, "base": True},
+    ]  # fmt: skip
+    for step in range(2, last_step + 1, 2):
+        events.append(
+            {"event": "step", "time": T0 + 2 * step, "step": step, "max_steps": max_steps,
+             "epoch": round(step * 0.03, 4), "loss": round(2.6 * 0.96**step + 0.4, 4),
+             "learning_rate": 2e-4 * (1 - step / max_steps), "grad_norm": 0.8,
+             "tokens_per_second": 2048.0, "tokens_seen": step * 4096, "rss_bytes": 3 << 30}
+        )  # fmt: skip
+        if step % 10 == 0:
+            events.append(
+                {"event": "eval", "time": T0 + 2 * step + 1, "step": step,
+                 "epoch": round(step * 0.03, 4), "eval_loss": round(2.7 * 0.96**step + 0.5, 4)}
+            )  # fmt: skip
+    if suggestions is not None:
+        events.append(
+            {"event": "failed", "time": T0 + 2 * last_step + 2, "step": last_step,
+             "reason": "CUDA out of memory. Tried to allocate 2.00 GiB",
+             "suggestions": suggestions}
+        )  # fmt: skip
+    (path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
+    (path / "train.log").write_text(
+        "".join(f"step {s}: loss {2.6 * 0.96**s + 0.4:.4f}\n" for s in range(2, last_step + 1, 2))
+    )
+    RunDir(path).write_status(
+        id="synthetic", state=state, pid=FAKE_PID, step=last_step, max_steps=max_steps,
+        started_at=T0, reason=events[-1].get("reason"), suggestions=suggestions,
+    )  # fmt: skip
+    return path
+
+
+SUGGESTIONS = [
+    {"title": "per-device batch 1 with gradient accumulation 4 (same effective batch of 4)",
+     "overrides": ["training.per_device_train_batch_size=1",
+                   "training.gradient_accumulation_steps=4"],
+     "total_bytes": 7 << 30, "saves_bytes": 3 << 30, "fits": True},
+    {"title": "turn gradient checkpointing on (recompute activations in backward)",
+     "overrides": ["training.gradient_checkpointing=true"],
+     "total_bytes": 9 << 30, "saves_bytes": 1 << 30, "fits": False},
+]  # fmt: skip
+
+
+@pytest.fixture
+def fake_alive(monkeypatch):
+    """Synthetic "running" runs: their pid counts as a live training process."""
+    from tuiwiz.train import registry
+
+    real = registry.process_alive
+    monkeypatch.setattr(registry, "process_alive", lambda pid: pid == FAKE_PID or real(pid))
+
+
+def attach(run: Path, **kwargs) -> AttachApp:
+    return AttachApp(run, clock=lambda: T0 + 81, **kwargs)
+
+
+# --- pure parts --------------------------------------------------------------------------------
+
+
+def test_chart_draws_both_series_with_axis_labels():
+    train = [(s, 3.0 - s / 50) for s in range(1, 101)]
+    text = render_chart(train, [(50, 2.2), (100, 1.5)], 3.2, 40, 10).plain
+    lines = text.split("\n")
+    assert len(lines) == 10 and all(len(line) <= 40 for line in lines)
+    labels = [line.split("┤")[0].strip() for line in lines if "┤" in line]
+    assert labels[0] == "3.2" and labels[-1] == "1"  # max and min loss
+    assert text.count(EVAL_MARK) == 2 and "┄" in lines[0]  # evaluations, base baseline
+    assert lines[-1].split() == ["step", "1", "100"]
+    assert any(0x2800 < ord(ch) <= 0x28FF for ch in text)  # the braille training line
+
+
+def test_chart_without_points_says_so():
+    assert "no loss logged yet" in render_chart([], [], None, 30, 6).plain
+
+
+def test_view_sums_sessions_and_estimates_the_rest():
+    view = RunView()
+    view.apply(
+        [
+            {"event": "started", "time": 100.0, "step": 0, "max_steps": 10},
+            {"event": "step", "time": 110.0, "step": 5, "max_steps": 10, "loss": 1.0},
+            {"event": "stopped", "time": 111.0, "step": 5},
+            {"event": "started", "time": 500.0, "step": 5, "max_steps": 10},
+            {"event": "step", "time": 504.0, "step": 7, "max_steps": 10, "loss": 0.5},
+        ]
+    )
+    assert view.elapsed(now=506.0, running=True) == 11.0 + 6.0  # the pause is not counted
+    assert view.eta(now=504.0) == 6.0  # 3 steps at the resumed session's 2 s a step
+    assert view.end is None and view.step == 7
+
+
+def test_attach_needs_a_terminal(tmp_path: Path, capsys):
+    from tuiwiz import cli
+    from tuiwiz.commands import attach as attach_command
+
+    run = write_run(tmp_path / "run", state="finished")
+    with pytest.raises(TuiwizError, match=r"needs a terminal.*tuiwiz logs -f"):
+        attach_command.run(argparse.Namespace(run=str(run)))
+    assert "attach" in cli.COMMANDS
+    assert TuiwizError.exit_code == 2
+
+
+# --- synthetic run directories -------------------------------------------------------------
+
+
+async def test_failed_run_lists_suggestions_by_number(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    run = write_run(tmp_path / "run", state="failed", suggestions=SUGGESTIONS)
+    app = attach(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        assert screen.state == "failed"
+        outcome = str(screen.query_one("#dash-outcome-text").render())
+        assert "CUDA out of memory" in outcome and "Press 1-2" in outcome
+        options = screen.query_one("#dash-suggestions")
+        assert options.option_count == 2 and options.has_focus
+        assert "gradient_accumulation_steps=4" in str(screen.query_one("#dash-hint").render())
+        assert screen.check_action("apply_suggestion", (2,)) and not screen.check_action(
+            "apply_suggestion", (3,)
+        )
+        assert not screen.check_action("stop", ()) and not screen.check_action("try_it", ())
+
+
+async def test_no_gpu_shows_the_reason_and_the_process_ram(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    app = attach(write_run(tmp_path / "run", state="finished"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        text = plain(screen.query_one(GpuPanel))
+        assert "the NVIDIA driver (libnvidia-ml) is not installed" in text
+        assert "RAM 3.0 GiB (last logged)" in text
+
+
+async def test_fake_gpu_shows_memory_bars_with_the_estimate(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "two_gpus_busy.json"))
+    app = attach(write_run(tmp_path / "run", state="finished"))
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = await loaded(pilot)
+        panel = screen.query_one(GpuPanel)
+        assert panel.estimate is not None and panel.estimate > 1 << 30
+        lines = plain(panel).splitlines()
+        assert sum(line.startswith("GPU ") for line in lines) == 2
+        assert sum("▼ est " in line for line in lines) == 1  # on the GPU training uses
+        assert any(line.startswith("█") for line in lines)
+        assert any("util " in line and "°C" in line and " W" in line for line in lines)
+
+
+async def test_running_synthetic_run_numbers(tmp_path: Path, monkeypatch, fake_alive):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "h100_idle.json"))
+    app = attach(write_run(tmp_path / "run"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        assert screen.state == "running"
+        stats = plain(screen.query_one(StatsPanel))
+        assert "40 / 100" in stats and "ETA 1m59s" in stats and "elapsed  1m21s" in stats
+        assert screen.check_action("stop", ()) and screen.check_action("detach", ())
+        await pilot.press("question_mark")
+        assert type(app.screen).__name__ == "HelpScreen"
+        await pilot.press("escape", "o")
+        await wait_for(pilot, lambda: type(app.screen).__name__ == "FilesScreen", "files")
+        assert "events.jsonl" in "\n".join(app.screen.lines)
+        await pilot.press("escape", "s")
+        assert type(app.screen).__name__ == "ConfirmStop"
+        await pilot.press("n")  # keep training
+        assert not screen.stopping and app.is_running
+        await pilot.press("d")
+    assert app.return_value is None and not app.is_running
+
+
+async def test_unreadable_run_directory_is_a_message(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    run = write_run(tmp_path / "run", state="finished")
+    app = attach(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        shutil.rmtree(run)
+        await wait_for(pilot, lambda: screen.state == "unreadable", "the unreadable state")
+        assert "cannot read the run directory" in str(
+            screen.query_one("#dash-outcome-text").render()
+        )
+
+
+async def test_try_it_is_offered_only_for_finished_runs(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    app = attach(write_run(tmp_path / "run", state="finished"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        assert screen.check_action("try_it", ()) and not screen.check_action("stop", ())
+        await pilot.press("t")  # the try-it screen, or a notice while it does not exist yet
+        assert app.is_running
+
+
+async def test_the_screen_works_inside_another_app(tmp_path: Path, monkeypatch):
+    """As the wizard uses it: pushed over other screens; escape goes back and its readers end."""
+    from textual.app import App
+    from textual.widgets import Static
+
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    run = write_run(tmp_path / "run", state="finished")
+
+    class Host(App):
+        def compose(self):
+            yield Static("the wizard")
+
+    app = Host()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = DashboardScreen(run)
+        await app.push_screen(screen)
+        await wait_for(pilot, lambda: screen.loaded, "the dashboard's first load")
+        assert screen.state == "finished" and screen.check_action("back", ())
+        workers = [w for w in app.workers if w.node is screen]
+        assert workers
+        await pilot.press("escape")
+        assert app.screen is not screen
+        await wait_for(pilot, lambda: all(w.is_finished for w in workers), "the readers to end")
+
+
+# --- snapshots -----------------------------------------------------------------------------
+
+
+def _snapshot_app(run: Path) -> AttachApp:
+    return attach(run, gpu_interval=3600)
+
+
+async def _until_loaded(pilot) -> None:
+    await loaded(pilot)
+
+
+@pytest.mark.parametrize("size", [(80, 24), (120, 40)])
+def test_snapshot_running(snap_compare, tmp_path, monkeypatch, fake_alive, size):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "h100_idle.json"))
+    app = _snapshot_app(write_run(tmp_path / "run"))
+    assert snap_compare(app, terminal_size=size, run_before=_until_loaded)
+
+
+def test_snapshot_failed_with_suggestions(snap_compare, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    run = write_run(tmp_path / "run", state="failed", suggestions=SUGGESTIONS)
+    assert snap_compare(_snapshot_app(run), terminal_size=(80, 24), run_before=_until_loaded)
+
+
+def test_snapshot_finished_without_gpu(snap_compare, tmp_path, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    run = write_run(tmp_path / "run", state="finished", max_steps=40)
+    (run / "events.jsonl").open("a").write(
+        json.dumps({"event": "finished", "time": T0 + 90, "step": 40, "loss": 0.9}) + "\n"
+    )
+    RunDir(run).write_status(adapter="adapter")
+    assert snap_compare(_snapshot_app(run), terminal_size=(80, 24), run_before=_until_loaded)
+
+
+# --- real training on the CPU ------------------------------------------------------------
+
+
+@pytest.mark.e2e
+async def test_live_run_streams_steps_until_finished(demo_job: jobs.Job, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    app = AttachApp(demo_job.run.path, poll_interval=0.1)
+    seen: set[tuple[str, int]] = set()
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+
+        def finished() -> bool:
+            seen.add((screen.state, len(screen.view.train)))
+            return screen.state == "finished"
+
+        await wait_for(pilot, finished, "the live run to finish")
+        assert [step for step, _ in screen.view.train] == [5, 10, 15, 20]
+        assert "20 / 20" in plain(screen.query_one(StatsPanel))
+        assert "RAM" in plain(screen.query_one(GpuPanel))
+    running = sorted(n for state, n in seen if state == "running")
+    assert running and running[0] < 4  # shown while it trained, not only at the end
+    assert demo_job.wait() == 0
+
+
+@pytest.mark.e2e
+async def test_finished_demo_run_shows_its_whole_history(demo_job: jobs.Job, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    assert demo_job.wait() == 0
+    app = AttachApp(demo_job.run.path)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        assert screen.state == "finished"
+        assert "20 / 20" in plain(screen.query_one(StatsPanel))
+        assert len(screen.view.train) == 4 and len(screen.view.evals) == 2
+        assert screen.view.base_loss is None or screen.view.base_loss > screen.view.evals[-1][1]
+        chart = screen.query_one("#dash-chart")
+        assert chart.point_count >= 6 and EVAL_MARK in chart.render().plain
+        log = screen.query_one("#dash-log")
+        assert any("train_runtime" in line for line in log.lines[-3:])  # the log's tail
+        assert "Adapter:" in str(screen.query_one("#dash-outcome-text").render())
+        assert screen.check_action("try_it", ()) and not screen.check_action("stop", ())
+
+
+@pytest.mark.e2e
+async def test_stop_key_ends_the_run_stopped_with_a_checkpoint(
+    tmp_path: Path, demo_model, monkeypatch
+):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    job = jobs.start(tmp_path / "run", config=short_config("training.max_steps=500"))
+    try:
+        app = AttachApp(job.run.path, poll_interval=0.1)
+        async with app.run_test(size=(80, 24)) as pilot:
+            screen = await loaded(pilot)
+            await wait_for(pilot, lambda: len(screen.view.train) >= 2, "two steps")
+            await pilot.press("s")
+            assert type(app.screen).__name__ == "ConfirmStop"
+            await pilot.press("y")
+            await wait_for(pilot, lambda: screen.state == "stopped", "the stopped state")
+            assert "Continue from checkpoint" in str(
+                screen.query_one("#dash-outcome-text").render()
+            )
+        assert job.wait() == 3
+        status = job.run.status()
+        assert status["state"] == "stopped"
+        step, _ = job.run.latest_checkpoint()
+        assert step == status["step"] >= 2
+    finally:
+        job.stop()
+        job.wait()
+
+
+@pytest.mark.e2e
+async def test_out_of_memory_then_a_suggestion_relaunches(tmp_path: Path, demo_model, monkeypatch):
+    tiny = json.loads((NVML / "h100_idle.json").read_text())
+    for gpu in tiny["gpus"]:  # 1 MiB free: the estimator has advice for the demo model
+        gpu["total_bytes"], gpu["used_bytes"], gpu["free_bytes"] = 2**30, 2**30 - 2**20, 2**20
+    (tmp_path / "tiny.json").write_text(json.dumps(tiny))
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(tmp_path / "tiny.json"))
+    monkeypatch.setenv("TUIWIZ_FAULT", "oom@2")
+    config = short_config("training.max_steps=4", "data.max_seq_length=1024")
+    failed = jobs.start(tmp_path / "failed", config=config)
+    assert failed.wait() == 1
+    monkeypatch.delenv("TUIWIZ_FAULT")  # the new run trains normally
+
+    app = AttachApp(failed.run.path, poll_interval=0.1)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        assert screen.state == "failed" and screen.suggestions
+        number = next(
+            n
+            for n, s in enumerate(screen.suggestions, 1)
+            if s["overrides"] == ["data.max_seq_length=128"]
+        )
+        await pilot.press(str(number))
+        await wait_for(pilot, lambda: screen.run.path != failed.run.path, "the new run")
+        new_run = screen.run
+        assert new_run.path.parent == failed.run.path.parent
+        assert "max_seq_length = 128" in new_run.preset.read_text()
+        await wait_for(pilot, lambda: screen.state == "finished", "the new run to finish")
+        assert len(screen.view.train) == 4
+    assert failed.run.status()["state"] == "failed"  # the failed run is left as it was
+    assert os.environ.get("TUIWIZ_FAULT") is None
