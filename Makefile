@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean bench
+.PHONY: demo test lint format clean bench screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,8 +15,13 @@ $(STAMP): pyproject.toml
 	$(BIN)/pip install --quiet -e ".[dev]"
 	touch $(STAMP)
 
+# In a terminal: the wizard, opened on the demo preset (Ctrl+L launches it). Without one (CI,
+# a pipe): the same demo trained headless, then base vs fine-tuned on held-out words.
 demo: $(STAMP)
-	$(BIN)/tuiwiz demo
+	@if [ -t 0 ] && [ -t 1 ]; then $(BIN)/tuiwiz --preset demo; else $(BIN)/tuiwiz demo; fi
+
+screenshots: $(STAMP)
+	$(BIN)/python tools/screenshots.py
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
@@ -33,6 +38,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/engine_overhead.py
 	$(BIN)/python bench/data_prep.py
 	$(BIN)/python bench/estimate_speed.py
+	$(BIN)/python bench/startup.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -22,8 +22,22 @@ def open_wizard(preset: str | None) -> int:
 
         resolved, _ = presets.load(preset)  # errors here are one line, before the screen opens
         draft = Draft(resolved)
+        _build_demo_model_if_needed(resolved["model"]["name_or_path"])
     from tuiwiz.ui.app import TuiwizApp
 
     app = TuiwizApp(draft, start="review" if draft else "start")
     app.run()
     return app.return_code or 0
+
+
+def _build_demo_model_if_needed(model: str) -> None:
+    """The bundled demo model is built on first use (about a minute on a laptop CPU): do it
+    here, with progress on the terminal, rather than behind a wizard step that seems stuck."""
+    from tuiwiz.bundled import DEMO_MODEL
+
+    if model != DEMO_MODEL:
+        return
+    from tuiwiz.demo import ensure_demo_model, is_demo_model_built
+
+    if not is_demo_model_built():
+        ensure_demo_model(lambda message: print(f"tuiwiz: {message}", flush=True))

@@ -86,9 +86,9 @@ class TuiwizApp(App):
         self.call_from_thread(self._lookup_done)
 
     def _lookup_done(self) -> None:
-        refresh = getattr(self.screen, "refresh_derived", None)
-        if refresh is not None:
-            refresh()
+        done = getattr(self.screen, "lookup_done", None)
+        if done is not None:
+            done()
 
     def model_overview(self) -> background.Lookup:
         key = background.model_key(self.draft)

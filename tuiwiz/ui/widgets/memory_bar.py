@@ -20,8 +20,9 @@ def memory_bar(width: int, total: int, used: int, need: int) -> Text:
     """`used` (by others) grey, the run's `need` green (red where it overflows), free dim."""
     width = max(10, width)
     cell = total / width
-    used_cells = min(width, round(used / cell))
-    need_cells = round(need / cell)
+    # Anything above zero gets at least one cell, so a small run is still visible on a big card.
+    used_cells = min(width, max(round(used / cell), 1 if used > 0 else 0))
+    need_cells = max(round(need / cell), 1 if need > 0 else 0)
     fit_cells = min(need_cells, width - used_cells)
     text = Text()
     text.append("█" * used_cells, "grey50")

@@ -112,7 +112,12 @@ class StepScreen(Screen):
     def refresh_derived(self) -> None:
         """Update what depends on the draft; called on every change and when shown."""
 
+    def lookup_done(self) -> None:
+        """A background lookup (model, dataset, memory) finished: show its result."""
+        self.refresh_derived()
+
     def on_field_row_changed(self, event: FieldRow.Changed) -> None:
+        self.query_one(ExplainPanel).show_key(event.key, self.explain_extra(event.key))
         self.refresh_derived()
 
     def on_descendant_focus(self, event: DescendantFocus) -> None:

@@ -88,6 +88,9 @@ class DatasetStep(StepScreen):
             self._debounce.stop()
         self._debounce = self.set_timer(0.4, self._show_preview)
 
+    def lookup_done(self) -> None:
+        self._show_preview()
+
     def _show_preview(self) -> None:
         if not self.is_mounted:
             return

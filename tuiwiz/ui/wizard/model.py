@@ -87,6 +87,9 @@ class ModelStep(StepScreen):
         # Typing a Hub id fires a change per key: look it up once typing pauses.
         self._debounce = self.set_timer(0.4, self._show_summary)
 
+    def lookup_done(self) -> None:
+        self._show_summary()
+
     def _show_summary(self) -> None:
         if not self.is_mounted:
             return
@@ -96,7 +99,10 @@ class ModelStep(StepScreen):
             return
         item = self.app.model_overview()  # type: ignore[attr-defined]
         if not item.done:
-            summary.update(Text("Reading the model's config…", "dim italic"))
+            waiting = "Reading the model's config…"
+            if self.draft.get("model.name_or_path") == DEMO_MODEL:
+                waiting += " (the demo model is built on first use: about a minute)"
+            summary.update(Text(waiting, "dim italic"))
         elif item.error:
             summary.update(Text(f"✗ {item.error}", "bold red"))
         else:

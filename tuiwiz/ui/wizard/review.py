@@ -54,15 +54,17 @@ def memory_text(result: dict[str, Any]) -> Text:
         text.append("for a CUDA GPU.\n")
     for g in status.gpus:
         word, style = verdict(est.total, g.free_bytes)
-        text.append(f"GPU {g.index} {g.name}: ")
+        text.append(f"GPU {g.index} {g.name}\n  ")
         text.append(word, style)
-        text.append(f"  {gib(g.free_bytes)} free of {gib(g.total_bytes)}\n")
+        text.append(f": {gib(g.free_bytes)} free of {gib(g.total_bytes)}\n  ")
         text.append_text(memory_bar(BAR_WIDTH, g.total_bytes, g.used_bytes, est.total))
-        text.append("  ")
+        text.append("\n  ")
         text.append("█", "grey50")
-        text.append(" others ")
+        text.append(" in use  ")
         text.append("█", "green")
-        text.append(" this run\n")
+        text.append(" this run  ")
+        text.append("░", "grey30")
+        text.append(" free\n")
     text.append("\nBreakdown:\n", "bold")
     biggest = max((c.bytes for c in est.components), default=1) or 1
     for c in sorted(est.components, key=lambda c: -c.bytes):
