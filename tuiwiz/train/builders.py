@@ -58,23 +58,33 @@ def load_tokenizer(path: str, config: dict[str, Any]):
     return tokenizer
 
 
-def load_model(path: str, config: dict[str, Any]):
-    """The base model, quantized as the preset says, prepared for k-bit training, with LoRA."""
+def load_base_model(
+    path: str, config: dict[str, Any], *, quantize: bool = True, dtype=None, on_cpu: bool = False
+):
+    """The base model as training loads it: quantized as the preset says (unless `quantize` is
+    False), in the preset's dtype (or `dtype`), on the GPU when there is one (unless `on_cpu`)."""
     import torch
-    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM
 
-    model_cfg, lora, training = config["model"], config["lora"], config["training"]
-    quantization = bnb_config(config["quantization"])
-    model = AutoModelForCausalLM.from_pretrained(
+    model_cfg = config["model"]
+    return AutoModelForCausalLM.from_pretrained(
         path,
         revision=model_cfg["revision"],
         trust_remote_code=model_cfg["trust_remote_code"],
         attn_implementation=model_cfg["attn_implementation"],
-        quantization_config=quantization,
-        dtype=model_dtype(config),
-        device_map={"": 0} if torch.cuda.is_available() else None,
+        quantization_config=bnb_config(config["quantization"]) if quantize else None,
+        dtype=dtype or model_dtype(config),
+        device_map={"": 0} if torch.cuda.is_available() and not on_cpu else None,
     )
+
+
+def load_model(path: str, config: dict[str, Any]):
+    """The base model, quantized as the preset says, prepared for k-bit training, with LoRA."""
+    from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
+
+    lora, training = config["lora"], config["training"]
+    quantization = bnb_config(config["quantization"])
+    model = load_base_model(path, config)
     checkpointing = bool(training.get("gradient_checkpointing"))
     # Non-reentrant checkpointing works with frozen inputs and with DDP (torch's recommendation).
     checkpointing_kwargs = {"use_reentrant": False}

@@ -5,6 +5,8 @@ from __future__ import annotations
 import os
 import resource
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager, nullcontext
 from typing import Any
 
 from transformers import TrainerCallback
@@ -49,6 +51,7 @@ class EventsCallback(TrainerCallback):
         self.started = started  # fields for the `started` event, known before training
         self.stop_requested = False
         self.last_loss: float | None = None
+        self.evaluating_base = False  # set by BaseEvalCallback while it measures the base model
         self._last_time = time.monotonic()
         self._last_tokens = 0
 
@@ -103,13 +106,16 @@ class EventsCallback(TrainerCallback):
                 loss=self.last_loss,
             )
         if "eval_loss" in logs:
+            eval_loss = float(logs["eval_loss"])
+            base = {"base": True} if self.evaluating_base else {}
             self.writer.write(
                 "eval",
                 step=state.global_step,
                 epoch=round(state.epoch or 0.0, 4),
-                eval_loss=float(logs["eval_loss"]),
+                eval_loss=eval_loss,
+                **base,
             )
-            self.run.write_status(eval_loss=float(logs["eval_loss"]))
+            self.run.write_status(**{"base_eval_loss" if base else "eval_loss": eval_loss})
 
     def on_save(self, args, state, control, **kwargs):
         path = self.run.checkpoints / f"checkpoint-{state.global_step}"
@@ -120,6 +126,62 @@ class EventsCallback(TrainerCallback):
             self.writer.write("checkpoint", step=state.global_step, path=str(path))
             self.run.write_status(checkpoint=str(path), step=state.global_step)
             self.run.rotate_checkpoints(self.save_total_limit)
+
+
+class BaseEvalCallback(TrainerCallback):
+    """Measures the base model's validation loss before the first step of a fresh run.
+
+    The result is an `eval` event with step 0 and `"base": true`, so a reader can show how far
+    training moved the validation loss. The adapter is switched off explicitly while measuring:
+    LoRA's B starts at zero, so an untrained adapter changes nothing (DoRA's too: its magnitude
+    starts at the weight's norm; both measured exact on the demo), but other initializations
+    (PiSSA, LoftQ, ...) change the weights, and low-precision rounding need not cancel. Every
+    random number generator is put back afterwards: a run with this evaluation trains exactly
+    like one without it (same losses and adapter, bit for bit, measured on the demo).
+    Add it after the EventsCallback, which writes the `started` event first.
+    """
+
+    def __init__(self, trainer: Any, events: EventsCallback) -> None:
+        self.trainer = trainer
+        self.events = events
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        if state.global_step != 0 or self.trainer.eval_dataset is None:
+            return control
+        model = self.trainer.model
+        adapter_off = model.disable_adapter() if hasattr(model, "disable_adapter") else None
+        with preserved_rng(), adapter_off or nullcontext():
+            self.events.evaluating_base = True
+            try:
+                self.trainer.evaluate()
+            finally:
+                self.events.evaluating_base = False
+        return control
+
+
+@contextmanager
+def preserved_rng() -> Iterator[None]:
+    """Put the state of Python's, NumPy's and torch's (CPU and CUDA) generators back on exit.
+
+    Evaluation draws random numbers (a DataLoader draws a base seed from torch's generator each
+    time it is iterated), and the shuffling and dropout of training use the same generators.
+    """
+    import random
+
+    import numpy as np
+    import torch
+
+    python_state, numpy_state = random.getstate(), np.random.get_state()
+    torch_state = torch.get_rng_state()
+    cuda_states = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None
+    try:
+        yield
+    finally:
+        random.setstate(python_state)
+        np.random.set_state(numpy_state)
+        torch.set_rng_state(torch_state)
+        if cuda_states is not None:
+            torch.cuda.set_rng_state_all(cuda_states)
 
 
 def _float(value: Any) -> float | None:

@@ -1,12 +1,14 @@
 """The events schema of `events.jsonl`: one flat JSON object a line, appended as training goes.
 
 Every event has `event` (its kind) and `time` (Unix seconds). Kinds and their fields:
-  started     step, max_steps, num_train_epochs, device, train_examples, validation_examples,
-              effective_batch_size, resumed_from (checkpoint path or null)
+  started     step, max_steps, num_train_epochs, device, data_format, train_examples,
+              validation_examples, effective_batch_size, trainable_params, total_params,
+              resumed_from (checkpoint path or null)
   step        step, max_steps, epoch, loss, learning_rate, grad_norm, tokens_per_second,
               tokens_seen, rss_bytes, gpu_memory_allocated, gpu_memory_reserved,
               gpu_max_memory_allocated (the gpu_* fields only on CUDA)
-  eval        step, epoch, eval_loss
+  eval        step, epoch, eval_loss; base (true only on the event of step 0 that a fresh run
+              with a validation split writes before its first step: the base model's loss)
   checkpoint  step, path
   finished    step, loss (last logged), train_runtime, adapter
   stopped     step, checkpoint

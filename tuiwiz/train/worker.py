@@ -132,7 +132,7 @@ class Worker:
 
         from tuiwiz.data import prepare
         from tuiwiz.train import builders
-        from tuiwiz.train.callbacks import EventsCallback
+        from tuiwiz.train.callbacks import BaseEvalCallback, EventsCallback
 
         hf_logging.disable_progress_bar()
         training = config["training"]
@@ -155,6 +155,7 @@ class Worker:
         print(f"model: {total:,} parameters, {trainable:,} trainable ({trainable / total:.3%})")
         started = {
             "device": builders.device_kind(),
+            "data_format": report.format,
             "train_examples": report.train_examples,
             "validation_examples": report.validation_examples,
             "effective_batch_size": args.per_device_train_batch_size
@@ -181,6 +182,9 @@ class Worker:
         )
         faults.install(trainer)
         load_adapter_in_place(trainer)
+        if self.resume_from is None and eval_ds is not None and not args.eval_on_start:
+            # The base model's validation loss, as the `eval` event of step 0 marked "base".
+            trainer.add_callback(BaseEvalCallback(trainer, self.callback))
         result = trainer.train(
             resume_from_checkpoint=str(self.resume_from) if self.resume_from else None
         )
