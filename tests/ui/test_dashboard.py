@@ -229,6 +229,21 @@ async def test_failed_run_lists_suggestions_by_number(tmp_path: Path, monkeypatc
         assert not screen.check_action("stop", ()) and not screen.check_action("try_it", ())
 
 
+async def test_a_new_run_that_cannot_start_says_why(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    run = write_run(tmp_path / "run", state="failed", suggestions=SUGGESTIONS)
+    app = attach(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        await pilot.press("enter")  # the highlighted first suggestion; its data file is missing
+        assert screen.relaunching and not screen.check_action("apply_suggestion", (1,))
+        await wait_for(pilot, lambda: not screen.relaunching, "the launch to fail")
+        hint = str(screen.query_one("#dash-hint").render())
+        assert "no new run" in hint and "data.jsonl" in hint
+        assert screen.run.path == run and screen.check_action("apply_suggestion", (1,))
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # nothing left behind
+
+
 async def test_no_gpu_shows_the_reason_and_the_process_ram(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
     app = attach(write_run(tmp_path / "run", state="finished"))

@@ -8,6 +8,7 @@ a run never changes its directory.
 from __future__ import annotations
 
 import os
+import threading
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,6 +18,7 @@ from tuiwiz.train.registry import effective_state
 from tuiwiz.train.rundir import RunDir
 
 LOG_TAIL_BYTES = 32 * 1024  # how much of an existing log is shown on attach
+LOG_LINES = 500  # lines of the log the dashboard keeps
 
 
 @dataclass
@@ -105,3 +107,29 @@ class RunReader:
         if self._log_mid_line and lines:
             lines, self._log_mid_line = lines[1:], False
         return [_clean(line) for line in lines]
+
+
+class Inbox:
+    """Updates from the reader thread, merged until the UI takes them (so they never pile up).
+    Each belongs to a generation (one per run shown); a newer generation drops older updates."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._pending: tuple[int, Update] | None = None
+
+    def put(self, generation: int, update: Update) -> None:
+        with self._lock:
+            if self._pending is not None and self._pending[0] == generation:
+                old = self._pending[1]
+                if not update.reset and not update.error:
+                    update.events = old.events + update.events
+                    update.reset = old.reset
+                    update.log_lines = (old.log_lines + update.log_lines)[-LOG_LINES:]
+            self._pending = (generation, update)
+
+    def take(self, generation: int) -> Update | None:
+        with self._lock:
+            if self._pending is None or self._pending[0] != generation:
+                return None
+            update, self._pending = self._pending[1], None
+            return update
