@@ -15,6 +15,11 @@ CORE = [
     "tuiwiz.train.events",
     "tuiwiz.train.rundir",
     "tuiwiz.demo",
+    "tuiwiz.after.evaluate",
+    "tuiwiz.after.generate",
+    "tuiwiz.after.session",
+    "tuiwiz.after.export",
+    "tuiwiz.after.card",
 ]
 
 

@@ -1,0 +1,156 @@
+"""Export a finished run: its adapter with its tokenizer, or (merge) a complete model with the
+adapter merged into the base model's 16-bit (or 32-bit) weights; a model card either way.
+
+Everything is written into a hidden folder beside the target and renamed into place at the end,
+so a failure (a full disk, an interrupted merge) never leaves a half-written export.
+Merging follows the usual QLoRA practice: the base is loaded again *unquantized* in the dtype
+the preset computes in, and the adapter (trained against the 4-bit weights) is added to those
+weights with peft's `merge_and_unload`. The result loads with `AutoModelForCausalLM` alone.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from tuiwiz.after.loading import FinishedRun
+from tuiwiz.errors import TuiwizError
+
+# Adapter-folder files that stay behind: a pickle of the training arguments (not needed to use
+# the adapter, and unsafe to load), and peft's placeholder card (ours replaces it).
+LEFT_OUT = {"training_args.bin", "README.md"}
+PRESET_FILE = "tuiwiz-preset.toml"  # the preset the run trained with, to replay it
+DTYPES = ("auto", "bfloat16", "float16", "float32")
+TEXT_SUFFIXES = {".json", ".md", ".txt", ".jinja", ".toml", ".yaml", ".yml", ".py"}
+TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN")
+
+
+def check_target(out: Path) -> None:
+    """The export folder must not exist yet, or be an empty folder."""
+    if out.is_symlink() or (out.exists() and not out.is_dir()):
+        raise TuiwizError(f"{out}: exists and is not a folder; choose another --out")
+    if out.is_dir() and any(out.iterdir()):
+        raise TuiwizError(f"{out}: exists and is not empty; choose another --out or empty it")
+
+
+def secrets() -> list[str]:
+    """Access tokens this process knows of (environment, Hugging Face's token file)."""
+    found = [os.environ[name] for name in TOKEN_VARIABLES if os.environ.get(name)]
+    try:
+        from huggingface_hub import get_token
+
+        token = get_token()
+    except Exception:  # no huggingface_hub or an unreadable token file: nothing more to look for
+        token = None
+    if token:
+        found.append(token)
+    return [s for s in set(found) if len(s) >= 8]
+
+
+def assert_no_secrets(folder: Path, tokens: list[str]) -> None:
+    """Refuse an export whose text files contain an access token."""
+    for path in folder.rglob("*"):
+        if path.is_file() and path.suffix in TEXT_SUFFIXES:
+            data = path.read_bytes()
+            if any(token.encode() in data for token in tokens):
+                raise TuiwizError(
+                    f"{path.name} would contain an access token; nothing was exported"
+                )
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def _usual_permissions(folder: Path) -> None:
+    """Modes as mkdir and open would give them (mkdtemp and some writers make owner-only ones):
+    the export is meant to be used, unlike the owner-only run directory it comes from."""
+    mask = _umask()
+    for path in [folder, *folder.rglob("*")]:
+        os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
+
+
+def resolve_dtype(fr: FinishedRun, name: str) -> str:
+    """The merged weights' dtype: --dtype, or what the preset computes in (`auto`)."""
+    from tuiwiz.train import builders
+
+    if name not in DTYPES:
+        raise TuiwizError(f"--dtype: '{name}' is not one of {', '.join(DTYPES)}")
+    if name != "auto":
+        return name
+    return str(builders.model_dtype(fr.config)).removeprefix("torch.")
+
+
+def write_adapter(fr: FinishedRun, staging: Path) -> None:
+    for entry in sorted(fr.adapter.iterdir()):
+        if entry.name in LEFT_OUT or entry.name.startswith("."):
+            continue
+        if entry.is_dir():
+            shutil.copytree(entry, staging / entry.name, copy_function=shutil.copyfile)
+        else:
+            shutil.copyfile(entry, staging / entry.name)
+
+
+def write_merged(fr: FinishedRun, staging: Path, dtype: str, progress) -> None:
+    import warnings
+
+    import torch
+    from peft import PeftModel
+    from transformers import AutoTokenizer
+
+    from tuiwiz.train import builders
+
+    path = fr.model_path(progress)
+    progress(f"loading {fr.config['model']['name_or_path']} unquantized in {dtype} on the CPU")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", FutureWarning)
+        base = builders.load_base_model(
+            path, fr.config, quantize=False, dtype=getattr(torch, dtype), on_cpu=True
+        )
+        model = PeftModel.from_pretrained(base, str(fr.adapter))
+        progress("merging the adapter into the weights")
+        merged = model.merge_and_unload(safe_merge=True)
+    progress("writing the merged model")
+    merged.save_pretrained(str(staging))
+    AutoTokenizer.from_pretrained(str(fr.adapter)).save_pretrained(str(staging))
+
+
+def export(
+    fr: FinishedRun,
+    out: Path,
+    merge: bool = False,
+    dtype: str = "auto",
+    progress: Callable[[str], None] = lambda message: None,
+) -> Path:
+    """Write the export to `out` (which must not exist or be empty); returns `out`."""
+    from tuiwiz.after.card import card_text, facts_from_run
+    from tuiwiz.fileio import write_atomic
+
+    out = out.expanduser().absolute()
+    check_target(out)
+    dtype = resolve_dtype(fr, dtype) if merge else None
+    out.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    try:
+        if merge:
+            write_merged(fr, staging, dtype, progress)
+        else:
+            write_adapter(fr, staging)
+        facts = facts_from_run(fr.run.path, fr.config, merged=merge, dtype=dtype)
+        write_atomic(staging / "README.md", card_text(facts))
+        write_atomic(staging / PRESET_FILE, fr.run.preset.read_text(encoding="utf-8"))
+        assert_no_secrets(staging, secrets())
+        _usual_permissions(staging)
+        check_target(out)  # still free: nothing appeared there while we worked
+        if out.is_dir():
+            out.rmdir()
+        staging.rename(out)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return out

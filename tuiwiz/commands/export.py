@@ -1,0 +1,48 @@
+"""`tuiwiz export RUN --out DIR [--merge]`: the adapter with its tokenizer, or a merged model,
+with a model card; written aside and renamed into place, so nothing is left half-written."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_parser(sub) -> argparse.ArgumentParser:
+    p = sub.add_parser("export", help="write a run's adapter, or a merged model, with a model card")
+    p.add_argument("run", help="run directory, run id, or unique prefix of an id")
+    p.add_argument(
+        "--out",
+        type=Path,
+        required=True,
+        metavar="DIR",
+        help="the folder to write (must not exist, or be empty)",
+    )
+    p.add_argument(
+        "--merge",
+        action="store_true",
+        help="write a complete model: the adapter merged into the unquantized base weights "
+        "(loads with transformers alone, no peft)",
+    )
+    p.add_argument(
+        "--dtype",
+        default="auto",
+        choices=("auto", "bfloat16", "float16", "float32"),
+        help="with --merge: the weights' dtype (auto: the preset's compute dtype)",
+    )
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from tuiwiz.after.export import check_target, export
+    from tuiwiz.after.loading import finished_run, quiet_libraries
+
+    fr = finished_run(args.run)
+    check_target(args.out.expanduser())  # before any slow work
+    if args.merge:
+        quiet_libraries()
+    notice = lambda message: print(f"tuiwiz: {message}", file=sys.stderr, flush=True)  # noqa: E731
+    out = export(fr, args.out, merge=args.merge, dtype=args.dtype, progress=notice)
+    kind = "merged model" if args.merge else "adapter"
+    print(f"tuiwiz: exported the {kind} of {fr.name} to {out}")
+    return 0
