@@ -77,7 +77,7 @@ def demo_job(module_env, demo_model, tmp_path_factory):
     live test watches it train to the end, the history test opens it once it has finished."""
     run = tmp_path_factory.mktemp("demo") / "run"
     config = presets.load(
-        "demo", ["training.max_steps=20", "training.eval_steps=10", "training.save_steps=10"]
+        "demo", ["training.max_steps=10", "training.eval_steps=5", "training.save_steps=5"]
     )[0]
     job = jobs.start(run, config=config)
     yield job
@@ -265,6 +265,7 @@ async def test_fake_gpu_shows_memory_bars_with_the_estimate(tmp_path: Path, monk
         assert sum(line.startswith("GPU ") for line in lines) == 2
         assert sum("▼ est " in line for line in lines) == 1  # on the GPU training uses
         assert any(line.startswith("█") for line in lines)
+        assert sum("┃" in line for line in lines) == 1  # the estimate, marked on the bar
         assert any("util " in line and "°C" in line and " W" in line for line in lines)
 
 
@@ -301,6 +302,24 @@ async def test_unreadable_run_directory_is_a_message(tmp_path: Path, monkeypatch
         assert "cannot read the run directory" in str(
             screen.query_one("#dash-outcome-text").render()
         )
+
+
+async def test_damaged_files_do_not_take_the_dashboard_down(tmp_path: Path, monkeypatch):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    run = write_run(tmp_path / "run", state="failed", suggestions=SUGGESTIONS)
+    with (run / "events.jsonl").open("a") as f:
+        f.write('{"event":"step","step":"x","loss":"y"}\n[1, 2]\nnot json\n')
+        f.write('{"event":"step","step":41,"loss":0.5,"max_steps":"many","rss_bytes":"big"}\n')
+        f.write('{"event":"failed","step":null,"suggestions":5}\n{"event":"step","step":42')
+    RunDir(run).write_status(state=7, suggestions={"not": "a list"}, pid="nobody")
+    app = attach(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        assert screen.state == "7" and screen.view.train[-1] == (41, 0.5)
+        assert not screen.suggestions and "40 / 100" in plain(screen.query_one(StatsPanel))
+        (run / "status.json").write_text("[]")
+        await wait_for(pilot, lambda: screen.state == "unknown", "the unreadable status")
+        assert app.is_running
 
 
 async def test_try_it_is_offered_only_for_finished_runs(tmp_path: Path, monkeypatch):
@@ -388,11 +407,11 @@ async def test_live_run_streams_steps_until_finished(demo_job: jobs.Job, monkeyp
             return screen.state == "finished"
 
         await wait_for(pilot, finished, "the live run to finish")
-        assert [step for step, _ in screen.view.train] == [5, 10, 15, 20]
-        assert "20 / 20" in plain(screen.query_one(StatsPanel))
+        assert [step for step, _ in screen.view.train] == [5, 10]
+        assert "10 / 10" in plain(screen.query_one(StatsPanel))
         assert "RAM" in plain(screen.query_one(GpuPanel))
     running = sorted(n for state, n in seen if state == "running")
-    assert running and running[0] < 4  # shown while it trained, not only at the end
+    assert running and running[0] < 2  # shown while it trained, not only at the end
     assert demo_job.wait() == 0
 
 
@@ -400,19 +419,27 @@ async def test_live_run_streams_steps_until_finished(demo_job: jobs.Job, monkeyp
 async def test_finished_demo_run_shows_its_whole_history(demo_job: jobs.Job, monkeypatch):
     monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
     assert demo_job.wait() == 0
-    app = AttachApp(demo_job.run.path)
+    run = demo_job.run.path
+
+    def files() -> dict:
+        return {p: (p.stat().st_mtime_ns, p.stat().st_size) for p in run.rglob("*")}
+
+    before = files()
+    app = AttachApp(run)
     async with app.run_test(size=(80, 24)) as pilot:
         screen = await loaded(pilot)
         assert screen.state == "finished"
-        assert "20 / 20" in plain(screen.query_one(StatsPanel))
-        assert len(screen.view.train) == 4 and len(screen.view.evals) == 2
+        assert "10 / 10" in plain(screen.query_one(StatsPanel))
+        assert len(screen.view.train) == 2 and len(screen.view.evals) == 2
         assert screen.view.base_loss is None or screen.view.base_loss > screen.view.evals[-1][1]
         chart = screen.query_one("#dash-chart")
-        assert chart.point_count >= 6 and EVAL_MARK in chart.render().plain
+        assert chart.point_count >= 4 and EVAL_MARK in chart.render().plain
         log = screen.query_one("#dash-log")
         assert any("train_runtime" in line for line in log.lines[-3:])  # the log's tail
         assert "Adapter:" in str(screen.query_one("#dash-outcome-text").render())
         assert screen.check_action("try_it", ()) and not screen.check_action("stop", ())
+        await pilot.press("o", "escape", "l", "question_mark", "escape", "q")
+    assert files() == before  # attaching only reads the run directory
 
 
 @pytest.mark.e2e

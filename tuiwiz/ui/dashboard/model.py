@@ -8,6 +8,7 @@ time and ETA depend on "now", which the caller passes in (a clock the tests can 
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -39,6 +40,10 @@ class RunView:
         """Fold new events in; returns whether anything the chart draws changed."""
         chart_changed = False
         for e in events:
+            step = _number(e.get("step", 0))
+            if step is None or not math.isfinite(step):
+                continue  # a damaged line: readers skip what they cannot use
+            e = {**e, "step": int(step)}
             self.events_seen += 1
             kind = e.get("event")
             when = _number(e.get("time"))
@@ -49,6 +54,8 @@ class RunView:
             elif self.sessions and when is not None:
                 self.sessions[-1].last_time = max(self.sessions[-1].last_time, when)
             if kind == "step" and _number(e.get("loss")) is not None:
+                if not isinstance(e.get("max_steps"), int):
+                    e.pop("max_steps", None)
                 self.train.append((int(e.get("step") or 0), float(e["loss"])))
                 self.last_step = e
                 chart_changed = True

@@ -28,7 +28,16 @@ class Outcome:
 
 def usable_suggestions(status: dict[str, Any], end: dict[str, Any] | None) -> list[dict]:
     found = status.get("suggestions") or (end or {}).get("suggestions") or []
-    return [s for s in found if isinstance(s, dict) and s.get("overrides")][:9]
+    if not isinstance(found, list):
+        return []
+    return [
+        s
+        for s in found
+        if isinstance(s, dict)
+        and isinstance(s.get("overrides"), list)
+        and s["overrides"]
+        and all(isinstance(o, str) for o in s["overrides"])
+    ][:9]
 
 
 def describe(

@@ -229,6 +229,7 @@ class GpuPanel(DashPanel):
         text.append(f"GPU {gpu.index} ", Style(bold=True))
         text.append(f"{gpu.name}\n", muted)
         total = max(1, gpu.total_bytes)
+        at = None
         if training and self.estimate is not None:
             at = min(width - 1, round(self.estimate / total * width))
             label = f"est {size(self.estimate)}"
@@ -238,8 +239,18 @@ class GpuPanel(DashPanel):
                 line = " " * max(0, at - len(label) - 1) + label + " ▼"
             text.append(line + "\n", self.style_of("mark"))
         used = max(0, min(width, round(gpu.used_bytes / total * width)))
-        text.append("█" * used, self.style_of("bar"))
-        text.append("░" * (width - used) + "\n", muted)
+        # The bar: used memory, free memory, and the estimate marked on it.
+        for start, end, char, style in (
+            (0, used, "█", self.style_of("bar")),
+            (used, width, "░", muted),
+        ):
+            if at is not None and start <= at < end:
+                text.append(char * (at - start), style)
+                text.append("┃", self.style_of("mark"))
+                text.append(char * (end - at - 1), style)
+            else:
+                text.append(char * (end - start), style)
+        text.append("\n")
         text.append(f"{size(gpu.used_bytes)} / {size(gpu.total_bytes)}")
         mine = next((p for p in gpu.processes if p.pid == self.pid), None)
         if mine is not None and mine.used_bytes is not None:

@@ -61,8 +61,9 @@ class RunReader:
         try:
             if not self.run.path.is_dir():
                 raise FileNotFoundError(f"{self.run.path}: no such directory")
-            update.status = self.run.status()
-            update.state = effective_state(update.status) if update.status else "unknown"
+            status = self.run.status()
+            update.status = status if isinstance(status, dict) else {}
+            update.state = str(effective_state(update.status)) if update.status else "unknown"
             update.events, update.reset = self._read_events()
             update.log_lines = self._read_log()
             if update.state == "running":

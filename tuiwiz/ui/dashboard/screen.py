@@ -281,8 +281,9 @@ class DashboardScreen(Screen[None]):
                 self.query_one(Log).write_lines(update.log_lines)
             live = update.rss_bytes is not None
             rss = update.rss_bytes if live else (self.view.last_step or {}).get("rss_bytes")
+            known = isinstance(rss, int) and not isinstance(rss, bool) and rss > 0
             gpu = self.query_one(GpuPanel)
-            gpu.update_process(self.status.get("pid"), (rss, live) if rss else None)
+            gpu.update_process(self.status.get("pid"), (rss, live) if known else None)
         if self.stopping and self.state != "running":
             self.stopping = False
         self._refresh_all()
