@@ -112,7 +112,7 @@ def render_chart(
                 text.append(" ")
         text.append("\n")
     text.append(" " * label_w + "└" + "─" * cols + "\n", styles.axis)
-    left, right = f"step {x_lo}", f"{x_hi}"
+    left, right = f"step {x_lo}", f"{x_hi}" if x_hi != x_lo else ""
     gap = cols + 1 - len(left) - len(right)
     x_labels = left + " " * gap + right if gap >= 1 else left
     text.append(" " * label_w + x_labels, styles.axis)

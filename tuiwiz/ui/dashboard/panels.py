@@ -109,7 +109,7 @@ class StatsPanel(DashPanel):
 
         step, total = v.step, v.max_steps
         if step is None:
-            row("step", ("waiting for training to start", muted))
+            row("step", ("loading model and data", muted))
         elif total:
             head = f"{step} / {total} "
             percent = f" {step / total:4.0%}"
