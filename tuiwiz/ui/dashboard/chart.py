@@ -81,20 +81,37 @@ def render_chart(
         if 0 <= x < dots_w and 0 <= y < dots_h:
             cells[y // 4][x // 2] |= DOT[y % 4][x % 2]
 
-    previous = None
+    def line(x0: int, y0: int, x1: int, y1: int) -> None:
+        n = max(abs(x1 - x0), abs(y1 - y0), 1)
+        for i in range(n + 1):
+            plot(round(x0 + (x1 - x0) * i / n), round(y0 + (y1 - y0) * i / n))
+
+    # One pass gathers, per dot column, the first, last, lowest and highest point; drawing
+    # then costs the chart's width, not the number of points (a long run logs many).
+    columns: dict[int, list[int]] = {}  # x -> [first y, last y, min y, max y]
+    sx = 0.0 if x_hi == x_lo else (dots_w - 1) / (x_hi - x_lo)
+    sy = (dots_h - 1) / (hi - lo)
+    values = (math.log10(v) if v > 0 else -math.inf for _, v in train) if log_scale else None
     for step, value in train:
-        if not math.isfinite(value):
-            previous = None
-            continue
-        point = (dot_x(step), dot_y(value))
-        if previous is None:
-            plot(*point)
-        else:  # a straight line of dots from the previous point
-            (x0, y0), (x1, y1) = previous, point
-            n = max(abs(x1 - x0), abs(y1 - y0), 1)
-            for i in range(1, n + 1):
-                plot(round(x0 + (x1 - x0) * i / n), round(y0 + (y1 - y0) * i / n))
-        previous = point
+        fv = next(values) if values is not None else value
+        if math.isfinite(fv):
+            x, y = int((step - x_lo) * sx + 0.5), int((hi - fv) * sy + 0.5)
+            column = columns.get(x)
+            if column is None:
+                columns[x] = [y, y, y, y]
+            else:
+                column[1] = y
+                if y < column[2]:
+                    column[2] = y
+                elif y > column[3]:
+                    column[3] = y
+    previous = None
+    for x in sorted(columns):
+        first, last, low, high = columns[x]
+        if previous is not None:  # a straight line of dots from the previous column
+            line(*previous, x, first)
+        line(x, low, x, high)
+        previous = (x, last)
     marks = {(dot_y(v) // 4, dot_x(s) // 2) for s, v in evals if math.isfinite(v)}
     base_row = dot_y(base) // 4 if base is not None and math.isfinite(base) else None
 
