@@ -44,10 +44,10 @@ class GenerationSettings:
 
 SETTING_HELP = {
     "max_new_tokens": "the longest answer, in tokens",
-    "temperature": "randomness of sampling; 0 = greedy (always the most likely next token)",
-    "top_p": "sample only from the most likely tokens that make up this much probability",
-    "repetition_penalty": "above 1 discourages repeating tokens; 1 = off",
-    "seed": "seed for sampling, so a sampled answer can be repeated; none = random",
+    "temperature": "sampling randomness; 0 = greedy (most likely token)",
+    "top_p": "sample from the top tokens holding this probability",
+    "repetition_penalty": "above 1 discourages repeating; 1 = off",
+    "seed": "seed for sampling, to repeat an answer; none = random",
 }
 
 

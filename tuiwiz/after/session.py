@@ -20,18 +20,18 @@ from tuiwiz.after.generate import (
 SIDES = ("tuned", "base")
 
 HELP = """\
-Type a prompt and press Enter. \\n in a prompt is a line break (\\\\n for a backslash and n).
+Type a prompt, Enter sends it. \\n is a line break (\\\\n: a backslash and n).
 Commands:
-  /set NAME VALUE     change a generation setting, e.g. /set temperature 0.7
-  /settings           show the generation settings
-  /compare [on|off]   also answer with the base model (the adapter switched off)
-  /history [on|off]   keep the conversation (off: every prompt is answered on its own)
-  /clear              forget the conversation
-  /system [TEXT]      a system prompt for the next answers (none without TEXT)
-  /help               this help
-  /quit               leave (Ctrl-D too)
+  /set NAME VALUE    change a setting, e.g. /set temperature 0.7
+  /settings          show the settings
+  /compare [on|off]  also answer as the base model (the adapter off)
+  /history [on|off]  keep the conversation (off: each prompt on its own)
+  /clear             forget the conversation
+  /system [TEXT]     a system prompt for the next answers (none: no TEXT)
+  /help              this help
+  /quit              leave (Ctrl-D too)
 Settings:
-""" + "\n".join(f"  {name:<19} {text}" for name, text in SETTING_HELP.items())
+""" + "\n".join(f"  {name:<18} {text}" for name, text in SETTING_HELP.items())
 
 
 @dataclass
