@@ -13,6 +13,15 @@ ROOT = Path(__file__).resolve().parent.parent
 SESSION_CACHE = Path(os.environ.get("TUIWIZ_TEST_CACHE", "/tmp/tuiwiz-test-cache"))
 
 
+@pytest.fixture(scope="session", autouse=True)
+def session_dirs(tmp_path_factory: pytest.TempPathFactory) -> None:
+    """Module- and session-scoped fixtures run before the per-test ones below: give them
+    private directories too, so that no test ever writes under the user's ~."""
+    os.environ["TUIWIZ_CACHE_DIR"] = str(SESSION_CACHE)
+    os.environ["TUIWIZ_DATA_DIR"] = str(tmp_path_factory.mktemp("session-data"))
+    os.environ["HF_HUB_OFFLINE"] = "1"
+
+
 @pytest.fixture(autouse=True)
 def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("TUIWIZ_CACHE_DIR", str(SESSION_CACHE))

@@ -56,7 +56,8 @@ def read_toml(path: Path) -> dict[str, Any]:
 def find(ref: str) -> Path:
     """Resolve a preset reference: an existing path, a shipped name, or a saved name."""
     path = Path(ref).expanduser()
-    if path.exists() or ref.endswith(".toml") or "/" in ref:
+    # A bare name means a preset even when a folder of that name sits in the working directory.
+    if path.is_file() or ref.endswith(".toml") or "/" in ref:
         return path
     for folder in (saved_dir(), SHIPPED_DIR):
         candidate = folder / f"{ref}.toml"

@@ -100,3 +100,10 @@ def test_paths_relative_to_the_preset_file(tmp_path: Path):
     resolved, _ = presets.load(str(p))
     assert resolved["model"]["name_or_path"] == str(tmp_path / "sub" / "model")
     assert resolved["data"]["path"] == str(tmp_path / "data.jsonl")
+
+
+def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
+    (tmp_path / "demo").mkdir()
+    monkeypatch.chdir(tmp_path)
+    resolved, path = presets.load("demo")
+    assert path == presets.SHIPPED_DIR / "demo.toml"

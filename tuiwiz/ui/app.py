@@ -41,7 +41,8 @@ class TuiwizApp(App):
 
     def on_mount(self) -> None:
         self.goto(self.start_step)
-        self._warm_up()
+        # After the first frame: importing in a thread still competes with drawing it.
+        self.set_timer(0.5, self._warm_up)
 
     @work(thread=True, exit_on_error=False, group="warm-up")
     def _warm_up(self) -> None:
