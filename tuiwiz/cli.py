@@ -33,9 +33,15 @@ COMMANDS = [
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="tuiwiz",
-        description="Configure and run LoRA / QLoRA fine-tunes from the terminal.",
+        description="Configure and run LoRA / QLoRA fine-tunes from the terminal. With no "
+        "command, opens the wizard.",
     )
     parser.add_argument("--version", action="version", version=f"tuiwiz {__version__}")
+    parser.add_argument(
+        "--preset",
+        metavar="FILE",
+        help="open the wizard prefilled from a preset (a file, or a shipped or saved name)",
+    )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
         module = importlib.import_module(f"tuiwiz.commands.{name.replace('-', '_')}")
@@ -46,10 +52,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if not getattr(args, "handler", None):
-        parser.print_help()
-        return 0
     try:
+        if not getattr(args, "handler", None):
+            if args.preset or (sys.stdin.isatty() and sys.stdout.isatty()):
+                from tuiwiz.commands.wizard import open_wizard
+
+                return open_wizard(args.preset)
+            parser.print_help()  # no terminal to draw the wizard on
+            return 0
         return int(args.handler(args) or 0)
     except TuiwizError as e:
         print(f"tuiwiz: error: {e}", file=sys.stderr)
