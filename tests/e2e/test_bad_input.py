@@ -126,3 +126,36 @@ def test_unknown_file_type(tmp_path: Path, demo_model):
     data = tmp_path / "d.xlsx"
     data.write_text("x")
     assert_clean_error(run_preset(tmp_path, preset(data=str(data))), tmp_path, "unknown file type")
+
+
+@pytest.mark.parametrize(
+    ("args", "needle"),
+    [
+        (["--preset", "demo"], "the wizard needs a terminal"),
+        (["attach", "no-such-run"], "no run 'no-such-run'"),
+    ],
+)
+def test_screens_without_a_terminal_or_a_run_say_so(args, needle):
+    result = subprocess.run(
+        [sys.executable, "-m", "tuiwiz", *args],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.count("\n") == 1 and needle in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_no_command_without_a_terminal_prints_help():
+    result = subprocess.run(
+        [sys.executable, "-m", "tuiwiz"],
+        capture_output=True,
+        text=True,
+        stdin=subprocess.DEVNULL,
+        env=os.environ.copy(),
+        timeout=120,
+    )
+    assert result.returncode == 0 and "usage: tuiwiz" in result.stdout
