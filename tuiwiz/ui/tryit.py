@@ -137,9 +137,16 @@ class TryItScreen(Screen[None]):
         widget.update(Text(text))
         widget.set_class(error, "-error")
 
+    last_prompt = ""  # shown above the answers, so it is clear what they answer
+
     def _ready_text(self) -> str:
         history = "on" if self.session.history else "off"
-        return f"Ready. {describe(self.session.settings)}; history {history}. F1: help"
+        ready = f"Ready. {describe(self.session.settings)}; history {history}. F1: help"
+        if self.last_prompt:
+            shown = self.last_prompt.replace("\n", "⏎ ")
+            shown = shown if len(shown) <= 60 else shown[:59] + "…"
+            return f"Answers to: {shown}\n{ready}"
+        return ready
 
     def _loaded(self, chat: Any) -> None:
         self.chat = chat
@@ -183,6 +190,7 @@ class TryItScreen(Screen[None]):
             return
         event.input.clear()
         prompt = ChatSession.prompt_text(line)
+        self.last_prompt = prompt
         self.busy = True
         self._stop = threading.Event()
         for side, _ in PANES:
