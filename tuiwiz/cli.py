@@ -49,9 +49,32 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _wizard_preset(argv: list[str]) -> str | None | bool:
+    """The preset of a plain `tuiwiz [--preset X]` (None for none), or False for anything else.
+
+    The wizard's first frame should come fast: this path skips importing every command module."""
+    if not argv:
+        return None
+    if len(argv) == 2 and argv[0] == "--preset" and not argv[1].startswith("-"):
+        return argv[1]
+    if len(argv) == 1 and argv[0].startswith("--preset="):
+        return argv[0].split("=", 1)[1]
+    return False
+
+
 def main(argv: list[str] | None = None) -> int:
+    args_list = sys.argv[1:] if argv is None else argv
+    preset = _wizard_preset(args_list)
+    if preset is not False and (preset or (sys.stdin.isatty() and sys.stdout.isatty())):
+        from tuiwiz.commands.wizard import open_wizard
+
+        try:
+            return open_wizard(preset)
+        except TuiwizError as e:
+            print(f"tuiwiz: error: {e}", file=sys.stderr)
+            return e.exit_code
     parser = build_parser()
-    args = parser.parse_args(argv)
+    args = parser.parse_args(args_list)
     try:
         if not getattr(args, "handler", None):
             if args.preset or (sys.stdin.isatty() and sys.stdout.isatty()):

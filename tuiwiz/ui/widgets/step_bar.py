@@ -22,12 +22,13 @@ class StepBar(Static):
     """
 
     def __init__(self, current: str) -> None:
-        super().__init__()
+        super().__init__(self._text(current))  # drawn with the first frame
         self.current = current
 
-    def on_mount(self) -> None:
+    @staticmethod
+    def _text(current: str) -> Text:
         text = Text()
         for i, (name, title) in enumerate(STEPS, 1):
-            style = "bold reverse" if name == self.current else "dim"
+            style = "bold reverse" if name == current else "dim"
             text.append(f" {i} {title} ", style=style)
-        self.update(text)
+        return text
