@@ -1,8 +1,9 @@
 """The run configuration: sections, keys, defaults and validation.
 
-A preset is plain data (TOML) with the sections [model], [quantization], [lora], [data] and
-[training]. Keys use Hugging Face's own names, so they map one to one onto BitsAndBytesConfig,
-LoraConfig and TrainingArguments. `[training]` accepts any TrainingArguments field.
+A preset is plain data (TOML) with the sections [model], [quantization], [lora], [data],
+[training] and [launch] (how many processes train, on how many machines; see tuiwiz.launch).
+Keys use Hugging Face's own names, so they map one to one onto BitsAndBytesConfig, LoraConfig
+and TrainingArguments. `[training]` accepts any TrainingArguments field.
 
 Validation here is cheap (no torch, no transformers): types, ranges, names. What needs the model
 or the dataset (target modules, columns) is checked by `tuiwiz.preflight` before a run starts.
@@ -20,7 +21,7 @@ from tuiwiz.errors import ConfigError
 from tuiwiz.training_fields import MANAGED_KEYS, check_training_value, training_fields
 
 SCHEMA_VERSION = 1
-SECTIONS = ("model", "quantization", "lora", "data", "training")
+SECTIONS = ("model", "quantization", "lora", "data", "training", "launch")
 DATA_FORMATS = ("auto", "alpaca", "messages", "sharegpt", "prompt_completion", "text")
 DTYPES = ("bfloat16", "float16", "float32")
 
@@ -59,6 +60,29 @@ def _string_list(v: Any) -> str | None:
 def _string_table(v: Any) -> str | None:
     ok = all(isinstance(k, str) and isinstance(x, str) for k, x in v.items())
     return None if ok else "must map column names (strings) to column names (strings)"
+
+
+def _nproc(v: Any) -> str | None:
+    if isinstance(v, str):
+        return None if v == "auto" else 'must be a number of processes >= 1 or "auto"'
+    return None if v >= 1 else 'must be >= 1 (or "auto": one process per visible GPU)'
+
+
+def _at_least_one(v: Any) -> str | None:
+    return None if v >= 1 else "must be >= 1"
+
+
+def _non_negative(v: Any) -> str | None:
+    return None if v >= 0 else "must be >= 0"
+
+
+def _port(v: Any) -> str | None:
+    return None if 1 <= v <= 65535 else "must be a TCP port, 1 to 65535"
+
+
+def _address(v: Any) -> str | None:
+    ok = v and not any(c.isspace() for c in v) and v.isprintable()
+    return None if ok else "must be a host name or IP address"
 
 
 SCHEMA: dict[str, dict[str, Key]] = {
@@ -100,7 +124,25 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "packing": Key((bool,), False),
         "max_samples": Key((int,), 0, check=lambda v: None if v >= 0 else "must be >= 0"),
     },
+    # How many training processes, on how many machines (torchrun); see tuiwiz.launch.
+    "launch": {
+        "nproc_per_node": Key((int, str), 1, check=_nproc),
+        "nnodes": Key((int,), 1, check=_at_least_one),
+        "node_rank": Key((int,), 0, check=_non_negative),
+        "master_addr": Key((str,), "127.0.0.1", check=_address),
+        "master_port": Key((int,), 29500, check=_port),
+        "strategy": Key((str,), "ddp", choices=("ddp", "fsdp")),
+    },
 }
+
+# Sections written into a preset file only when they differ from their defaults: a preset that
+# trains on one process says nothing about launching (and reads exactly as it did before).
+OPTIONAL_SECTIONS = ("launch",)
+
+
+def section_defaults(section: str) -> dict[str, Any]:
+    return {name: copy.deepcopy(key.default) for name, key in SCHEMA[section].items()}
+
 
 TOP_LEVEL: dict[str, Key] = {
     "schema_version": Key((int,), SCHEMA_VERSION),
@@ -262,6 +304,12 @@ def validate(raw: dict[str, Any], source: str = "preset") -> dict[str, Any]:
     if q["load_in_4bit"] and q["load_in_8bit"]:
         raise ConfigError(
             f"{source}: [quantization] load_in_4bit and load_in_8bit are both true; choose one"
+        )
+    launch = resolved["launch"]
+    if launch["node_rank"] >= launch["nnodes"]:
+        raise ConfigError(
+            f"{source}: [launch] node_rank = {launch['node_rank']} must be below nnodes = "
+            f"{launch['nnodes']} (nodes are numbered 0 to nnodes - 1)"
         )
     training = dict(raw.get("training", {}))
     _validate_training(training, source)

@@ -832,6 +832,91 @@ _ENTRIES = (
         range="unset (off) or 5 to 15",
         default="unset (Hugging Face: off)",
     ),
+    # --- launch ----------------------------------------------------------------------------------
+    Explanation(
+        key="launch.nproc_per_node",
+        title="Processes per machine",
+        summary='Training processes on this machine, one per GPU; "auto" = every visible GPU',
+        body=(
+            "How many copies of the training process run on each machine, each on its own GPU. "
+            "With more than one, tuiwiz starts them through torchrun and they train together: "
+            "each process takes its own share of every batch, so the effective batch is "
+            "per_device_train_batch_size x gradient_accumulation_steps x number of processes. "
+            '"auto" uses every GPU that CUDA_VISIBLE_DEVICES leaves visible (1 without a GPU). '
+            "It cannot exceed the visible GPUs; on a CPU-only machine several processes share "
+            "the CPU (useful for testing, not for speed)."
+        ),
+        range='"auto" or 1 to the number of visible GPUs',
+        default="1 (one process, no torchrun)",
+    ),
+    Explanation(
+        key="launch.nnodes",
+        title="Machines",
+        summary="How many machines train together (each runs nproc_per_node processes)",
+        body=(
+            "The number of machines (nodes) in the run. With more than one, start `tuiwiz run` "
+            "on node 0 first: it prints the command that starts each other node. Every node "
+            "needs the same preset, model and data at the same paths, and the run directory "
+            "should be on a filesystem all nodes share (resume needs it). On a Slurm cluster, "
+            "`tuiwiz launch-script RUN --slurm` writes a batch script instead."
+        ),
+        range="1 or more",
+        default="1",
+    ),
+    Explanation(
+        key="launch.node_rank",
+        title="This machine's number",
+        summary="Which machine this is, 0 to nnodes - 1; node 0 writes the run's files",
+        body=(
+            "Numbers the machines of a multi-machine run. Node 0 hosts the rendezvous, and its "
+            "first process writes the events, status, checkpoints and adapter; the other nodes "
+            "only write their own logs (train-rankN.log). Leave it at 0 in the preset and set it "
+            "per machine with --set launch.node_rank=N, as the command printed by node 0 does."
+        ),
+        range="0 to nnodes - 1",
+        default="0",
+    ),
+    Explanation(
+        key="launch.master_addr",
+        title="Node 0's address",
+        summary="Address of node 0 that the other machines connect to (multi-machine runs)",
+        body=(
+            "The host name or IP address of node 0, as the other machines reach it; they meet "
+            "there to start training together. It matters only when nnodes > 1: a single "
+            "machine picks a free local port by itself. 127.0.0.1 works only when every node "
+            "runs on the same machine."
+        ),
+        range="a host name or IP address reachable from every node",
+        default="127.0.0.1",
+    ),
+    Explanation(
+        key="launch.master_port",
+        title="Node 0's port",
+        summary="TCP port on node 0 for the rendezvous of a multi-machine run",
+        body=(
+            "The port node 0 listens on while the machines of a multi-machine run find each "
+            "other. Pick a free port that the firewall between the nodes lets through. Used "
+            "only when nnodes > 1."
+        ),
+        range="1 to 65535 (a free port, usually above 1024)",
+        default="29500 (torchrun's default)",
+    ),
+    Explanation(
+        key="launch.strategy",
+        title="Multi-GPU strategy",
+        summary="ddp (a full copy of the model per GPU) or fsdp (the model sharded across GPUs)",
+        body=(
+            "How several processes share the work. ddp (DistributedDataParallel) keeps a whole "
+            "copy of the 4-bit model on every GPU and averages the adapters' gradients: the "
+            "simplest and fastest when the model fits one GPU. fsdp (Fully Sharded Data "
+            "Parallel) splits the model's weights, gradients and optimizer state across the "
+            "GPUs, so a model too large for one GPU can still train (FSDP-QLoRA: the 4-bit "
+            "weights are stored in the compute dtype so they can be sharded). fsdp needs NVIDIA "
+            "GPUs and at least two processes."
+        ),
+        range="ddp | fsdp",
+        default="ddp",
+    ),
 )
 
 EXPLANATIONS: dict[str, Explanation] = {e.key: e for e in _ENTRIES}

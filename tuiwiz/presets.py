@@ -167,6 +167,8 @@ def to_toml(resolved: dict[str, Any]) -> str:
         table = resolved.get(section)
         if table is None:
             continue
+        if section in config.OPTIONAL_SECTIONS and table == config.section_defaults(section):
+            continue  # e.g. [launch] of a one-process run: the defaults go without saying
         lines += ["", f"[{section}]"]
         for key, value in table.items():
             lines.append(f"{_key(key)} = {_value(value)}{_comment(section, key)}")

@@ -82,6 +82,7 @@ REQUIRED_KEYS = {
         "dataloader_num_workers",
         "neftune_noise_alpha",
     ],
+    "launch": ["nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port", "strategy"],
 }
 ALL_REQUIRED = [f"{section}.{key}" for section, keys in REQUIRED_KEYS.items() for key in keys]
 
