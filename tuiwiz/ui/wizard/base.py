@@ -19,27 +19,29 @@ from tuiwiz.ui.widgets.step_bar import STEPS, StepBar
 HELP = """\
 Keys (no mouse needed)
 
-  Tab / Shift+Tab   next / previous field
-  Ctrl+N            next step
-  Ctrl+B            previous step (nothing typed is lost)
-  Ctrl+G            go to any step
-  Ctrl+R            review: memory check, save, launch
-  F1                this help
-  Ctrl+Q            quit (a launched run keeps training)
+  Tab / Shift+Tab  next / previous field
+  Ctrl+N / Ctrl+B  next / previous step (nothing typed is lost)
+  Ctrl+G           go to any step
+  Ctrl+R           review: memory check, save, launch
+  F1               this help      Ctrl+Q  quit (runs keep going)
 
-Every field's explanation shows on the right while it is focused.
-An invalid value is marked at its field with the reason; launch is
-refused until it is fixed.
+  Start    Enter opens · P: new run from a recent run's settings
+  Model    Enter on a listed model picks it
+  Targets  Space toggles · 1 q+v · 2 attention · 3 all linear
+  Review   Ctrl+L launch · Ctrl+S save · 1-9 apply a suggestion
+           F5 reads the GPUs again
 
-Press Escape to close."""
+Each field's explanation shows on the right while it is
+focused. An invalid value is marked at its field; launch is
+refused until it is fixed. Escape closes this help."""
 
 
 class HelpScreen(ModalScreen[None]):
     BINDINGS = [Binding("escape,q,f1", "dismiss", "Close")]
     DEFAULT_CSS = """
     HelpScreen { align: center middle; }
-    HelpScreen > Static { width: 70; max-width: 100%; height: auto; max-height: 100%;
-        border: round $accent; padding: 1 2; background: $surface; }
+    HelpScreen > Static { width: 68; max-width: 100%; height: auto; max-height: 100%;
+        border: round $accent; padding: 0 1; background: $surface; overflow-y: auto; }
     """
 
     def __init__(self, text: str = HELP) -> None:
