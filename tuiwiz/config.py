@@ -203,6 +203,12 @@ ALIASES = {
     "max_length": "max_seq_length",
     "model": "name_or_path",
     "dataset": "path",
+    "nproc": "nproc_per_node",
+    "num_processes": "nproc_per_node",
+    "gpus": "nproc_per_node",
+    "num_nodes": "nnodes",
+    "num_machines": "nnodes",
+    "machine_rank": "node_rank",
 }
 
 

@@ -194,12 +194,12 @@ def slurm_script(
 # Submit with `sbatch FILE`. Follow with `tuiwiz runs` / `tuiwiz logs RUN` (they read the run
 # directory, which must be on a filesystem shared by every node). `tuiwiz stop RUN` stops it
 # gracefully from any machine; so does Slurm's TERM signal before the time limit (--signal).
+# Slurm's own output goes to slurm-JOBID.out where sbatch runs; training's to the run directory.
 #SBATCH --job-name={name}
 #SBATCH --nodes={nodes}
 #SBATCH --ntasks-per-node=1             # one torchrun per node; it starts the GPU processes
 {gpu_line}
 #SBATCH --signal=TERM@{shutdown_timeout + 60}
-#SBATCH --output={run}/slurm-%j.out
 
 set -euo pipefail
 RUN_DIR={run}

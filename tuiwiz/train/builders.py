@@ -16,16 +16,37 @@ def device_kind() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def bnb_config(quantization: dict[str, Any]):
+def local_rank() -> int:
+    """This process's GPU on its node: torchrun's LOCAL_RANK, 0 for a single process."""
+    import os
+
+    return int(os.environ.get("LOCAL_RANK", "0"))
+
+
+def uses_fsdp(config: dict[str, Any]) -> bool:
+    from tuiwiz import launch
+
+    return launch.settings(config)["strategy"] == "fsdp" and launch.is_distributed(config)
+
+
+def bnb_config(quantization: dict[str, Any], fsdp: bool = False):
     import torch
     from transformers import BitsAndBytesConfig
 
     if quantization["load_in_4bit"]:
+        compute = getattr(torch, quantization["bnb_4bit_compute_dtype"])
+        extra = {}
+        if fsdp:
+            # FSDP shards only floating-point tensors of one dtype: the packed 4-bit weights are
+            # stored in the compute dtype (the model's dtype) instead of uint8 (bitsandbytes'
+            # FSDP-QLoRA guide).
+            extra["bnb_4bit_quant_storage"] = compute
         return BitsAndBytesConfig(
             load_in_4bit=True,
             bnb_4bit_quant_type=quantization["bnb_4bit_quant_type"],
             bnb_4bit_use_double_quant=quantization["bnb_4bit_use_double_quant"],
-            bnb_4bit_compute_dtype=getattr(torch, quantization["bnb_4bit_compute_dtype"]),
+            bnb_4bit_compute_dtype=compute,
+            **extra,
         )
     if quantization["load_in_8bit"]:
         return BitsAndBytesConfig(load_in_8bit=True)
@@ -67,14 +88,22 @@ def load_base_model(
     from transformers import AutoModelForCausalLM
 
     model_cfg = config["model"]
+    fsdp = quantize and uses_fsdp(config)
+    if fsdp:
+        # FSDP places and shards the weights itself: no device map. With
+        # cpu_ram_efficient_loading only the first process reads the weights (see fsdp_settings).
+        device_map = None
+    else:
+        # One whole copy per process, on that process's own GPU (DDP).
+        device_map = {"": local_rank()} if torch.cuda.is_available() and not on_cpu else None
     return AutoModelForCausalLM.from_pretrained(
         path,
         revision=model_cfg["revision"],
         trust_remote_code=model_cfg["trust_remote_code"],
         attn_implementation=model_cfg["attn_implementation"],
-        quantization_config=bnb_config(config["quantization"]) if quantize else None,
+        quantization_config=bnb_config(config["quantization"], fsdp=fsdp) if quantize else None,
         dtype=dtype or model_dtype(config),
-        device_map={"": 0} if torch.cuda.is_available() and not on_cpu else None,
+        device_map=device_map,
     )
 
 
@@ -88,7 +117,12 @@ def load_model(path: str, config: dict[str, Any]):
     checkpointing = bool(training.get("gradient_checkpointing"))
     # Non-reentrant checkpointing works with frozen inputs and with DDP (torch's recommendation).
     checkpointing_kwargs = {"use_reentrant": False}
-    if quantization is not None:
+    if uses_fsdp(config):
+        # FSDP wraps checkpointing itself (fsdp_config activation_checkpointing), and keeps every
+        # weight in the storage dtype: prepare_model_for_kbit_training would upcast the
+        # non-quantized ones to float32, which FSDP cannot shard together with the rest.
+        pass
+    elif quantization is not None:
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=checkpointing,
@@ -134,6 +168,18 @@ def training_arguments(
     else:
         training.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
     training.setdefault("bf16", False)  # SFTConfig would turn bf16 on by default
+    from tuiwiz import launch
+
+    if launch.is_distributed(config):
+        if uses_fsdp(config):
+            training.update(fsdp_settings(config, training))
+            # FSDP checkpoints activations itself; SFTConfig would turn the Trainer's on.
+            checkpointing = "activation_checkpointing"
+            training[checkpointing if checkpointing in names else "gradient_checkpointing"] = False
+        else:
+            # LoRA uses every adapter in every step: no search for unused parameters (it costs
+            # a pass over the graph each step, and fails with checkpointing).
+            training.setdefault("ddp_find_unused_parameters", False)
     # tuiwiz rotates checkpoints itself, after a checkpoint is marked complete: the trainer's own
     # rotation runs before that, and could delete the last complete one for an unfinished one.
     training.pop("save_total_limit", None)
@@ -157,3 +203,36 @@ def training_arguments(
         )
     except (ValueError, TypeError) as e:
         raise ConfigError(f"[training]: {str(e).strip().splitlines()[0]}") from None
+
+
+def fsdp_settings(config: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:
+    """TrainingArguments for FSDP-QLoRA, after PEFT's and bitsandbytes' FSDP-QLoRA guides.
+
+    FSDP1 with use_orig_params false: PEFT's documented configuration for QLoRA (FSDP2 with 4-bit
+    weights is still an open accelerate feature request, huggingface/accelerate#3874). Each
+    transformer block is one FSDP unit (auto wrap by layer class; transformers adds the LoRA
+    layers as their own units for PEFT models). cpu_ram_efficient_loading: only the first
+    process reads the weights, the others receive them (sync_module_states), so a node's RAM
+    holds one copy of the model, not one per GPU. Checkpointing is FSDP's own (the Trainer's
+    would add a redundant all-gather in the backward pass).
+    """
+    checkpointing = bool(
+        training.pop("activation_checkpointing", None)
+        or training.pop("gradient_checkpointing", None)
+    )
+    training.pop("activation_checkpointing_kwargs", None)
+    training.pop("gradient_checkpointing_kwargs", None)
+    fsdp_config = {
+        "version": 1,
+        "auto_wrap_policy": "TRANSFORMER_BASED_WRAP",
+        "backward_prefetch": "BACKWARD_PRE",
+        "forward_prefetch": False,
+        "cpu_ram_efficient_loading": True,
+        "sync_module_states": True,
+        "use_orig_params": False,
+        "offload_params": False,
+        "state_dict_type": "SHARDED_STATE_DICT",
+        "activation_checkpointing": checkpointing,
+        **(training.pop("fsdp_config", None) or {}),
+    }
+    return {"fsdp": training.pop("fsdp", None) or True, "fsdp_config": fsdp_config}

@@ -36,19 +36,30 @@ def memory_fields() -> dict[str, int]:
 
 
 class EventsCallback(TrainerCallback):
-    """Writes step / eval / checkpoint events; turns a stop request into save-and-stop."""
+    """Writes step / eval / checkpoint events; turns a stop request into save-and-stop.
+
+    With several processes (`distributed`), every rank has one, but only the main one (global
+    rank 0) writes events, status and checkpoint markers. A stop request may reach the ranks at
+    different steps (or only one of them): the flag is all-reduced at each step's end, so every
+    rank stops, and saves, at the same step; a rank left training alone would wait forever for
+    the others in its next gradient all-reduce.
+    """
 
     def __init__(
         self,
         run: RunDir,
-        writer: EventWriter,
+        writer: EventWriter | None,
         started: dict[str, Any],
         save_total_limit: int | None = None,
+        main: bool = True,
+        distributed: bool = False,
     ) -> None:
         self.run = run
         self.save_total_limit = save_total_limit
         self.writer = writer
         self.started = started  # fields for the `started` event, known before training
+        self.main = main
+        self.distributed = distributed
         self.stop_requested = False
         self.last_loss: float | None = None
         self.evaluating_base = False  # set by BaseEvalCallback while it measures the base model
@@ -62,6 +73,8 @@ class EventsCallback(TrainerCallback):
     def on_train_begin(self, args, state, control, **kwargs):
         self._last_time = time.monotonic()
         self._last_tokens = state.num_input_tokens_seen or 0
+        if not self.main:
+            return
         self.writer.write(
             "started",
             step=state.global_step,
@@ -70,16 +83,27 @@ class EventsCallback(TrainerCallback):
             **self.started,
         )
         self.run.write_status(
-            state="running", phase="training", step=state.global_step, max_steps=state.max_steps
+            state="running",
+            phase="training",
+            step=state.global_step,
+            max_steps=state.max_steps,
+            world_size=self.started.get("world_size", 1),
+            effective_batch_size=self.started.get("effective_batch_size"),
         )
 
     def on_step_end(self, args, state, control, **kwargs):
-        if self.stop_requested:
+        stop = self.stop_requested or (self.main and self.run.stop_file.exists())
+        if self.distributed:
+            stop = _any_rank(stop, args.device)
+        if stop:
+            self.stop_requested = True
             control.should_save = True
             control.should_training_stop = True
         return control
 
     def on_log(self, args, state, control, logs=None, **kwargs):
+        if not self.main:
+            return
         logs = logs or {}
         if "loss" in logs:
             now = time.monotonic()
@@ -118,6 +142,14 @@ class EventsCallback(TrainerCallback):
             self.run.write_status(**{"base_eval_loss" if base else "eval_loss": eval_loss})
 
     def on_save(self, args, state, control, **kwargs):
+        if self.distributed:
+            # Every rank writes part of a checkpoint (its RNG state, FSDP shards): it is complete
+            # only once all of them are done.
+            import torch.distributed as dist
+
+            dist.barrier()
+        if not self.main:
+            return
         path = self.run.checkpoints / f"checkpoint-{state.global_step}"
         if path.is_dir():
             # The trainer has written everything by now; the marker makes the checkpoint
@@ -182,6 +214,16 @@ def preserved_rng() -> Iterator[None]:
         torch.set_rng_state(torch_state)
         if cuda_states is not None:
             torch.cuda.set_rng_state_all(cuda_states)
+
+
+def _any_rank(flag: bool, device: Any) -> bool:
+    """Whether `flag` is true on any rank (an all-reduce: every rank must call it, in step)."""
+    import torch
+    import torch.distributed as dist
+
+    value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return bool(value.item())
 
 
 def _float(value: Any) -> float | None:

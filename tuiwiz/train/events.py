@@ -2,7 +2,9 @@
 
 Every event has `event` (its kind) and `time` (Unix seconds). Kinds and their fields:
   started     step, max_steps, num_train_epochs, device, data_format, train_examples,
-              validation_examples, effective_batch_size, trainable_params, total_params,
+              validation_examples, effective_batch_size (per-device batch x accumulation x
+              world_size), world_size (training processes, 1 without torchrun), strategy
+              ("ddp" or "fsdp"; null for one process), trainable_params, total_params,
               resumed_from (checkpoint path or null)
   step        step, max_steps, epoch, loss, learning_rate, grad_norm, tokens_per_second,
               tokens_seen, rss_bytes, gpu_memory_allocated, gpu_memory_reserved,
@@ -13,7 +15,8 @@ Every event has `event` (its kind) and `time` (Unix seconds). Kinds and their fi
   finished    step, loss (last logged), train_runtime, adapter
   stopped     step, checkpoint
   failed      step, reason, suggestions (on CUDA out of memory: the estimator's changes,
-              each {title, overrides: ["section.key=value"], total_bytes, saves_bytes, fits})
+              each {title, overrides: ["section.key=value"], total_bytes, saves_bytes, fits});
+              with several processes also rank (the rank that failed first, or null)
 Readers must ignore kinds and fields they do not know: later versions may add some.
 """
 

@@ -3,6 +3,7 @@
 Set TUIWIZ_FAULT in the training process's environment:
   oom@N        raise torch's CUDA OutOfMemoryError at the end of optimizer step N
   disk_full@N  fail the checkpoint save at step N with ENOSPC, after writing part of it
+A `:rankK` suffix (oom@3:rank1) injects the fault in rank K of a multi-process run only.
 Nothing happens when the variable is unset, which is always the case outside the test suite.
 """
 
@@ -15,11 +16,20 @@ from typing import Any
 from transformers import TrainerCallback
 
 
-def parse(value: str | None) -> tuple[str, int] | None:
+def parse(value: str | None) -> tuple[str, int, int | None] | None:
+    """(kind, step, rank or None for every rank), or None when unset or not understood."""
     if not value or "@" not in value:
         return None
-    kind, _, step = value.partition("@")
-    return (kind, int(step)) if step.isdigit() and kind in ("oom", "disk_full") else None
+    kind, _, rest = value.partition("@")
+    step, _, selector = rest.partition(":")
+    rank: int | None = None
+    if selector:
+        if not (selector.startswith("rank") and selector[4:].isdigit()):
+            return None
+        rank = int(selector[4:])
+    if not step.isdigit() or kind not in ("oom", "disk_full"):
+        return None
+    return kind, int(step), rank
 
 
 class OutOfMemoryAt(TrainerCallback):
@@ -55,7 +65,9 @@ def install(trainer: Any) -> None:
     fault = parse(os.environ.get("TUIWIZ_FAULT"))
     if fault is None:
         return
-    kind, step = fault
+    kind, step, rank = fault
+    if rank is not None and rank != int(os.environ.get("RANK", "0")):
+        return
     if kind == "oom":
         trainer.add_callback(OutOfMemoryAt(step))
     else:

@@ -28,6 +28,9 @@ from tuiwiz.train.worker import HANDSHAKE
 class Job:
     run: RunDir
     process: subprocess.Popen
+    # "run": this process trains the run (or supervises its processes) and owns its status;
+    # "node": it starts the processes of another node of a multi-node run, node 0 owns the run.
+    role: str = "run"
 
     @property
     def pid(self) -> int:
@@ -43,6 +46,8 @@ class Job:
 
     def wait(self) -> int:
         code = self.process.wait()
+        if self.role == "node":
+            return code
         status = self.run.status()
         if status.get("state") == "running":
             # The process is gone without writing a final state (killed, or crashed hard).
@@ -98,7 +103,7 @@ def start(
             progress(message["message"])
         elif message["kind"] == "ready":
             process.stdout.close()
-            return Job(RunDir(message["run_dir"]), process)
+            return Job(RunDir(message["run_dir"]), process, message.get("role", "run"))
         elif message["kind"] == "error":
             process.wait()
             raise TuiwizError(message["message"])

@@ -111,10 +111,19 @@ def process_alive(pid: Any) -> bool:
         return True  # no /proc: trust kill(0)
 
 
+def on_this_host(status: dict[str, Any]) -> bool:
+    """Whether the run's training process runs on this machine (so its pid means something
+    here); runs started by a batch script on a cluster node are read from elsewhere too."""
+    import socket
+
+    host = status.get("host")
+    return host is None or host == socket.gethostname()
+
+
 def effective_state(status: dict[str, Any]) -> str:
     """The status's state, or "crashed" when it says running but its process is gone."""
     state = status.get("state", "unknown")
-    if state == "running" and not process_alive(status.get("pid")):
+    if state == "running" and on_this_host(status) and not process_alive(status.get("pid")):
         return "crashed"
     return state
 

@@ -3,9 +3,13 @@
 preset.toml      the resolved preset, exactly what ran
 events.jsonl     the event stream (see tuiwiz.train.events)
 status.json      the current state: running, finished, failed or stopped (written atomically)
-train.log        the training process's output
+train.log        the training process's output (with several processes: rank 0's, and the
+                 supervisor's and torchrun's)
+train-rankN.log  the output of rank N > 0 (several processes); train-nodeN.log: node N's launcher
 checkpoints/     checkpoint-N folders; complete ones hold a COMPLETE marker
 adapter/         the final LoRA adapter with its tokenizer
+.failures/       rankN.json: why rank N failed (several processes), read by the supervisor
+STOP             asks the run to stop (written by `tuiwiz stop` where it cannot signal the run)
 """
 
 from __future__ import annotations
@@ -24,6 +28,8 @@ from tuiwiz.fileio import write_atomic, write_json_atomic
 STATES = ("running", "finished", "failed", "stopped")
 COMPLETE_MARKER = "COMPLETE"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
+# What the other nodes of a multi-node run may write into a run directory before node 0 creates it.
+_OTHER_NODES = re.compile(r"^train-(rank|node)\d+\.log$")
 
 
 class RunDir:
@@ -37,10 +43,23 @@ class RunDir:
     log = property(lambda self: self.path / "train.log")
     checkpoints = property(lambda self: self.path / "checkpoints")
     adapter = property(lambda self: self.path / "adapter")
+    failures = property(lambda self: self.path / ".failures")
+    stop_file = property(lambda self: self.path / "STOP")
+
+    def rank_log(self, rank: int) -> Path:
+        """Where a rank process writes its output: rank 0 the run's log, others their own."""
+        return self.log if rank == 0 else self.path / f"train-rank{rank}.log"
+
+    def node_log(self, node: int) -> Path:
+        return self.path / f"train-node{node}.log"
 
     def create(self) -> None:
-        """Make the directory; it must not exist yet, or be empty."""
-        if self.path.exists() and (not self.path.is_dir() or any(self.path.iterdir())):
+        """Make the directory; it must not exist yet, or be empty (but for the logs of other nodes
+        of a multi-node run that started first)."""
+        if self.path.exists() and (
+            not self.path.is_dir()
+            or any(not _OTHER_NODES.match(entry.name) for entry in self.path.iterdir())
+        ):
             raise TuiwizError(
                 f"{self.path}: already exists and is not empty; choose another --output-dir"
             )

@@ -4,6 +4,11 @@ It runs in its own session, apart from any terminal. Before the run directory ex
 everything that needs the model or the data (so bad input leaves nothing behind) and tells its
 launcher the outcome on stdout, one handshake line. From then on it talks only through the run
 directory: its output goes to train.log, its progress to events.jsonl and status.json.
+
+When the preset's [launch] asks for several processes, this process becomes their supervisor
+(tuiwiz.train.supervisor): it starts torchrun, which starts the rank processes
+(`--rank-process`, tuiwiz.train.rank) that train. `--prepare` and `--finalize` are the
+supervisor's first and last steps on their own, for batch scripts (tuiwiz.launch.slurm_script).
 """
 
 from __future__ import annotations
@@ -21,29 +26,48 @@ from pathlib import Path
 from typing import Any
 
 HANDSHAKE = "TUIWIZ-HANDSHAKE "
+_plain = False  # no launcher reads the handshake (--prepare in a batch script): plain lines
 
 
 def say(kind: str, **fields: Any) -> None:
     """A handshake line to the launcher (before the run starts)."""
+    if _plain:
+        if "message" in fields:
+            prefix = "error: " if kind == "error" else ""
+            print(f"tuiwiz: {prefix}{fields['message']}", file=sys.stderr, flush=True)
+        return
     sys.stdout.write(HANDSHAKE + json.dumps({"kind": kind, **fields}) + "\n")
     sys.stdout.flush()
 
 
 class Worker:
-    def __init__(self, run_dir: Path, resume: bool) -> None:
+    def __init__(self, run_dir: Path, resume: bool, rank: int | None = None) -> None:
         from tuiwiz.train.rundir import RunDir
 
         self.run = RunDir(run_dir)
         self.resume = resume
+        self.rank = rank  # None in the launched process; the global rank in a rank process
         self.callback = None  # set once the trainer exists; signals before that just exit
         self.writer = None
+        self.pending_stop = False  # a rank's stop request from before its trainer existed
+        self.joined = False  # a node > 0 of a multi-node run: node 0 keeps the run's files
+        self.gpus = 0
+        self.resume_from: Path | None = None
+        self.prepare_only = False  # --prepare: a batch script continues (or starts) the run
+
+    @property
+    def main(self) -> bool:
+        """Whether this process writes the run's events, status and adapter."""
+        return self.rank in (None, 0)
 
     # --- before the run directory exists ------------------------------------------------
-    def load_config(self) -> dict[str, Any]:
+    def load_config(self, preset_file: Path | None = None) -> dict[str, Any]:
         from tuiwiz import config, presets
         from tuiwiz.errors import TuiwizError
 
         if not self.resume:
+            if preset_file is not None:  # --prepare of a batch script: the embedded preset
+                return config.validate(presets.read_toml(preset_file), source=str(preset_file))
             return json.loads(sys.stdin.read())
         if not self.run.is_run():
             raise TuiwizError(f"{self.run.path}: not a tuiwiz run directory (no preset.toml)")
@@ -64,6 +88,7 @@ class Worker:
                 message=f"warning: trust_remote_code is on: Python code from "
                 f"{model_ref} will run on this machine",
             )
+        self.check_launch(config)
         model_path = bundled.resolve_model(model_ref, lambda m: say("progress", message=m))
         # The preset keeps "tuiwiz:demo-data"; only the copy used for reading is resolved.
         data = {**config["data"], "path": bundled.resolve_data(config["data"]["path"])}
@@ -92,11 +117,40 @@ class Worker:
             "data": data,
         }
 
+    def check_launch(self, config: dict[str, Any]) -> None:
+        """[launch] against this machine's GPUs (fsdp needs CUDA, one process per GPU)."""
+        import torch
+
+        from tuiwiz import launch
+
+        cuda = torch.cuda.is_available()
+        self.gpus = launch.visible_gpus() if cuda else 0
+        if cuda and self.gpus == 0:
+            self.gpus = torch.cuda.device_count()  # CUDA without NVML readings
+        launch.check(config, self.gpus, cuda)
+
     def open_run(self, config: dict[str, Any]) -> None:
-        from tuiwiz import presets
+        import socket
+
+        from tuiwiz import launch, presets
         from tuiwiz.train import events, registry
 
-        if self.resume:
+        if launch.settings(config)["node_rank"] > 0:
+            # Another node of a multi-node run: node 0 creates, registers and writes the run;
+            # this one only keeps its processes' logs there (a shared or an identical path).
+            self.joined = True
+            self.run.path.mkdir(parents=True, exist_ok=True, mode=0o700)
+            return
+        restart = False
+        if self.prepare_only and self.resume and self.run.latest_checkpoint() is None:
+            restart = True  # a batch script's run stopped before its first checkpoint: start over
+        if restart:
+            self.run_id = self.run.status().get("id") or self.run.path.name
+            self.run.lock()
+            self.run.remove_incomplete_checkpoints()
+            self.run.events.write_text("")
+            self.run.write_preset(presets.to_toml(config))
+        elif self.resume:
             self.run_id = self.run.status().get("id") or self.run.path.name
             self.run.lock()
             latest = self.run.latest_checkpoint()
@@ -110,6 +164,7 @@ class Worker:
                 print(f"removed the incomplete checkpoint {path}", file=sys.stderr)
             events.truncate_after(self.run.events, latest[0])
             self.resume_from = latest[1]
+            self.run.stop_file.unlink(missing_ok=True)  # a stop asked of the run before
         else:
             self.run.create()
             self.run.lock()
@@ -121,10 +176,25 @@ class Worker:
             state="running",
             phase="preparing",
             pid=os.getpid(),
+            host=socket.gethostname(),
             started_at=self.run.status().get("started_at", time.time()),
             reason=None,
+            resume_from=str(self.resume_from) if self.resume_from else None,
         )
+        shutil.rmtree(self.run.failures, ignore_errors=True)  # failures of an earlier attempt
         self.writer = events.EventWriter(self.run.events)
+
+    def warm_data_cache(self, config: dict[str, Any], ready: dict[str, Any]) -> None:
+        """Tokenize once, here, so that the rank processes all read the tokenization cache."""
+        from tuiwiz.data import prepare
+
+        prepare.prepare(
+            ready["data"],
+            ready["tokenizer"],
+            seed=config["training"].get("seed", 42),
+            examples=ready["examples"],
+            log=print,
+        )
 
     # --- the run ------------------------------------------------------------------------
     def train(self, config: dict[str, Any], ready: dict[str, Any]) -> str:
@@ -136,6 +206,10 @@ class Worker:
 
         hf_logging.disable_progress_bar()
         training = config["training"]
+        if builders.uses_fsdp(config):
+            # With cpu_ram_efficient_loading, transformers reads the weights on the first process
+            # only when it knows that FSDP (accelerate) will distribute them.
+            os.environ.setdefault("ACCELERATE_USE_FSDP", "true")
         train_ds, eval_ds, report = prepare.prepare(
             ready["data"],
             ready["tokenizer"],
@@ -153,20 +227,32 @@ class Worker:
         model = builders.load_model(ready["model_path"], config)
         trainable, total = model.get_nb_trainable_parameters()
         print(f"model: {total:,} parameters, {trainable:,} trainable ({trainable / total:.3%})")
+        from tuiwiz import launch
+        from tuiwiz.config import effective_batch_size
+
+        distributed = args.world_size > 1
         started = {
             "device": builders.device_kind(),
             "data_format": report.format,
             "train_examples": report.train_examples,
             "validation_examples": report.validation_examples,
-            "effective_batch_size": args.per_device_train_batch_size
-            * args.gradient_accumulation_steps
-            * args.world_size,
+            "effective_batch_size": effective_batch_size(config, args.world_size),
+            "world_size": args.world_size,
+            "strategy": launch.settings(config)["strategy"] if distributed else None,
             "trainable_params": trainable,
             "total_params": total,
             "resumed_from": str(self.resume_from) if self.resume_from else None,
         }
         limit = config["training"].get("save_total_limit")
-        self.callback = EventsCallback(self.run, self.writer, started, save_total_limit=limit)
+        self.callback = EventsCallback(
+            self.run,
+            self.writer,
+            started,
+            save_total_limit=limit,
+            main=self.main,
+            distributed=distributed,
+        )
+        self.callback.stop_requested = self.pending_stop
         from trl import SFTTrainer
 
         from tuiwiz.train import faults
@@ -194,13 +280,22 @@ class Worker:
         """Record how training ended; a finished run also gets its adapter, written aside first."""
         step = trainer.state.global_step
         if self.callback.stop_requested:
-            latest = self.run.latest_checkpoint()
-            self.writer.write("stopped", step=step, checkpoint=str(latest[1]) if latest else None)
-            self.run.write_status(state="stopped", phase="done", step=step)
+            if self.main:
+                latest = self.run.latest_checkpoint()
+                self.writer.write(
+                    "stopped", step=step, checkpoint=str(latest[1]) if latest else None
+                )
+                self.run.write_status(state="stopped", phase="done", step=step)
             return "stopped"
         staging = self.run.path / ".adapter.partial"
-        shutil.rmtree(staging, ignore_errors=True)
-        trainer.save_model(str(staging))
+        if self.main:
+            shutil.rmtree(staging, ignore_errors=True)
+        if getattr(trainer, "is_fsdp_enabled", False):
+            # One adapter file, gathered from the shards (every rank takes part).
+            trainer.accelerator.state.fsdp_plugin.set_state_dict_type("FULL_STATE_DICT")
+        trainer.save_model(str(staging))  # with several processes, only rank 0 writes
+        if not self.main:
+            return "finished"
         tokenizer.save_pretrained(str(staging))
         shutil.rmtree(self.run.adapter, ignore_errors=True)
         staging.rename(self.run.adapter)
@@ -218,6 +313,11 @@ class Worker:
 
     def request_stop(self, signum: int, frame: Any) -> None:
         if self.callback is None:
+            if self.rank is not None:
+                # A rank must not leave alone: the others would wait for it forever. It stops
+                # with them, at the end of the first step (a checkpoint of step 1).
+                self.pending_stop = True
+                return
             raise KeyboardInterrupt  # nothing trained yet: stop right away
         self.callback.request_stop()
 
@@ -236,30 +336,58 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="tuiwiz-worker")
     parser.add_argument("--run-dir", required=True, type=Path)
     parser.add_argument("--resume", action="store_true")
+    parser.add_argument(
+        "--rank-process", action="store_true", help="one of torchrun's training processes"
+    )
+    parser.add_argument("--config", type=Path, help="with --rank-process: the preset to train")
+    parser.add_argument(
+        "--prepare",
+        action="store_true",
+        help="check, then create the run directory from --preset or continue it; do not train",
+    )
+    parser.add_argument("--preset", type=Path, help="with --prepare: the resolved preset file")
+    parser.add_argument(
+        "--finalize", type=int, metavar="CODE", help="record the outcome of torchrun's exit CODE"
+    )
     args = parser.parse_args(argv)
+    _quiet_libraries()
+    if args.rank_process:
+        from tuiwiz.train.rank import run_rank
 
-    import warnings
+        return run_rank(args.run_dir, args.config)
+    if args.finalize is not None:
+        from tuiwiz.train.rundir import RunDir
+        from tuiwiz.train.supervisor import finalize
 
-    # Deprecation notices of the libraries (not the user's concern) stay out of the log.
-    warnings.simplefilter("ignore", FutureWarning)
-    os.umask(0o077)  # a run may hold private data: owner-only files on shared servers
-    # Progress bars of the libraries would fill the log with carriage returns.
-    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+        return finalize(RunDir(args.run_dir), args.finalize)
     # Library chatter before the run exists is kept aside and put into the log afterwards.
     early = tempfile.TemporaryFile(mode="w+b")  # noqa: SIM115 (lives as long as the process)
-    os.dup2(early.fileno(), 2)
+    if not args.prepare:
+        os.dup2(early.fileno(), 2)
+    from tuiwiz import launch
     from tuiwiz.errors import TuiwizError
 
     worker = Worker(args.run_dir, args.resume)
+    if args.prepare:
+        global _plain
+        _plain = True
+        worker.prepare_only = True
+        worker.resume = worker.run.is_run()
+        if worker.resume and worker.run.status().get("state") == "finished":
+            say("error", message=f"{worker.run.path}: the run has finished; nothing to train")
+            return 2
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session must not end training
     try:
-        config = worker.load_config()
+        config = worker.load_config(args.preset)
         ready = worker.preflight(config)
+        config = launch.resolve(config, worker.gpus)  # preset.toml says how many processes ran
         worker.open_run(config)
+        if args.prepare:
+            worker.warm_data_cache(config, ready)
+            say("progress", message=f"ready to train {worker.run.path}")
+            return 0
     except TuiwizError as e:
         say("error", message=str(e))
         return 2
@@ -270,10 +398,15 @@ def main(argv: list[str] | None = None) -> int:
         say("error", message=_reason(e))
         traceback.print_exc()
         return 1
-    say("ready", run_dir=str(worker.run.path), pid=os.getpid())
-    _redirect_output(worker.run.log)
+    role = "node" if worker.joined else "run"
+    say("ready", run_dir=str(worker.run.path), pid=os.getpid(), role=role)
+    _redirect_output(worker.run.node_log(_node_rank(config)) if worker.joined else worker.run.log)
     early.seek(0)
     os.write(2, early.read())
+    if launch.is_distributed(config):
+        from tuiwiz.train.supervisor import Supervisor
+
+        return Supervisor(worker, config, ready).run()
     try:
         outcome = worker.train(config, ready)
     except KeyboardInterrupt:
@@ -285,17 +418,40 @@ def main(argv: list[str] | None = None) -> int:
     except BaseException as e:
         reason = _reason(e)
         traceback.print_exc()
-        advice: list[dict[str, Any]] = []
-        if type(e).__name__ == "OutOfMemoryError":
-            from tuiwiz.train.oom import suggestions
-
-            advice = suggestions(config)
+        advice = _advice(e, config)
         if worker.writer is not None:
             step = worker.run.status().get("step", 0)
             worker.writer.write("failed", step=step, reason=reason, suggestions=advice)
         worker.run.write_status(state="failed", phase="done", reason=reason, suggestions=advice)
         return 1
     return 0 if outcome == "finished" else 3
+
+
+def _quiet_libraries() -> None:
+    import warnings
+
+    # Deprecation notices of the libraries (not the user's concern) stay out of the log.
+    warnings.simplefilter("ignore", FutureWarning)
+    os.umask(0o077)  # a run may hold private data: owner-only files on shared servers
+    # Progress bars of the libraries would fill the log with carriage returns.
+    os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+
+
+def _node_rank(config: dict[str, Any]) -> int:
+    from tuiwiz import launch
+
+    return int(launch.settings(config)["node_rank"])
+
+
+def _advice(error: BaseException, config: dict[str, Any]) -> list[dict[str, Any]]:
+    """The estimator's changes for a CUDA out-of-memory error (nothing for other errors)."""
+    if type(error).__name__ != "OutOfMemoryError":
+        return []
+    from tuiwiz.train.oom import suggestions
+
+    return suggestions(config)
 
 
 def _reason(error: BaseException) -> str:

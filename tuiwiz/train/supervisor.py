@@ -1,0 +1,150 @@
+"""The supervisor: the training process of a run with several processes (see tuiwiz.launch).
+
+`tuiwiz run` starts the worker as always (own session, handshake, run directory); when the
+preset asks for more than one process, that worker does not train but supervises: it starts
+torchrun in a process group of its own, running one rank process per GPU (tuiwiz.train.rank),
+forwards SIGTERM / SIGINT (`tuiwiz stop`, Ctrl-C) straight to the ranks of its node, so that
+they save and stop together, and waits. When the ranks end without a final state (a rank
+failed, or was killed), it records the earliest failure as the run's reason. So the launcher,
+the registry, `tuiwiz stop`, `tuiwiz runs` and resume see one process and one run, as before.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import shutil
+import signal
+import subprocess
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from tuiwiz import launch, presets
+from tuiwiz.train.events import EventWriter
+from tuiwiz.train.rank import PID_DIR_ENV, SUPERVISOR_ENV, read_failures
+from tuiwiz.train.rundir import RunDir
+
+EXIT_CODES = {"finished": 0, "stopped": 3}
+
+
+class Supervisor:
+    def __init__(self, worker: Any, config: dict[str, Any], ready: dict[str, Any]) -> None:
+        self.worker = worker
+        self.run_dir: RunDir = worker.run
+        self.config = config
+        self.ready = ready
+        self.stop_requested = False
+        self.signalled: set[int] = set()
+        self.pid_dir = Path(tempfile.mkdtemp(prefix="tuiwiz-ranks-"))
+
+    def request_stop(self, signum: int, frame: Any) -> None:
+        self.stop_requested = True
+        self.forward(signal.SIGTERM)  # and from the wait loop, to ranks not started yet
+
+    def run(self) -> int:
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        config_file = None
+        try:
+            if self.worker.joined:
+                # Another node: its ranks read this node's resolved preset (node 0's is in the
+                # run directory; on a filesystem that is not shared, there is none to read).
+                config_file = self.pid_dir / "preset.toml"
+                config_file.write_text(presets.to_toml(self.config))
+            else:
+                self.worker.warm_data_cache(self.config, self.ready)
+                self.run_dir.write_status(phase="starting", world_size=self.world_size())
+            command = launch.torchrun_command(self.config, self.run_dir.path, config_file)
+            print(f"supervisor: {shlex.join(command)}", flush=True)
+            code = self.wait(command)
+        except BaseException as e:
+            if self.worker.joined:
+                raise
+            from tuiwiz.train.worker import _reason
+
+            record_outcome(self.run_dir, 1, reason=_reason(e))
+            return 1
+        finally:
+            shutil.rmtree(self.pid_dir, ignore_errors=True)
+        print(f"supervisor: torchrun exited with code {code}", flush=True)
+        if self.worker.joined:
+            return 0 if code == 0 else 1
+        return record_outcome(self.run_dir, code, stop_requested=self.stop_requested)
+
+    def world_size(self) -> int:
+        return launch.world_size(self.config)
+
+    def wait(self, command: list[str]) -> int:
+        env = {
+            **os.environ,
+            SUPERVISOR_ENV: str(os.getpid()),
+            PID_DIR_ENV: str(self.pid_dir),
+        }
+        # Its own process group and session: signals meant for the supervisor stay with it.
+        process = subprocess.Popen(command, env=env, start_new_session=True)
+        while True:
+            try:
+                return process.wait(timeout=0.5)
+            except subprocess.TimeoutExpired:
+                if self.stop_requested:
+                    self.forward(signal.SIGTERM)
+
+    def forward(self, signum: int) -> None:
+        """Send `signum` to every rank of this node not signalled yet (ranks note their pids)."""
+        for path in self.pid_dir.glob("rank*.pid"):
+            try:
+                pid = int(path.read_text())
+            except (OSError, ValueError):
+                continue  # being written
+            if pid in self.signalled:
+                continue
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signum)
+            self.signalled.add(pid)
+
+
+def record_outcome(
+    run: RunDir, code: int, reason: str | None = None, stop_requested: bool = False
+) -> int:
+    """The run's exit code once its ranks have ended; when no rank wrote a final state, writes
+    state failed (or stopped) with the earliest failure a rank recorded."""
+    status = run.status()
+    state = status.get("state")
+    if state in EXIT_CODES:
+        return EXIT_CODES[state]
+    step = status.get("step", 0)
+    failures = read_failures(run)
+    suggestions: list[dict[str, Any]] = []
+    rank = None
+    if reason is None and failures:
+        first = failures[0]
+        rank = first.get("rank")
+        suggestions = first.get("suggestions") or []
+        reason = f"{first.get('reason')} (rank {rank}; log: {first.get('log')})"
+    if reason is None and stop_requested:
+        run.write_status(state="stopped", phase="done", reason="stopped before the first step")
+        return EXIT_CODES["stopped"]
+    if reason is None:
+        reason = (
+            f"the training processes exited with code {code} without a final state "
+            f"(see {run.log} and the train-rank*.log files beside it)"
+        )
+    writer = EventWriter(run.events)
+    writer.write("failed", step=step, reason=reason, suggestions=suggestions, rank=rank)
+    writer.close()
+    run.write_status(
+        state="failed", phase="done", reason=reason, suggestions=suggestions, failed_rank=rank
+    )
+    return 1
+
+
+def finalize(run: RunDir, code: int) -> int:
+    """`--finalize CODE`: a batch script's last step, after torchrun exited with CODE."""
+    if not run.is_run():
+        print(f"tuiwiz: error: {run.path}: not a tuiwiz run directory", flush=True)
+        return 2
+    outcome = record_outcome(run, code)
+    print(f"tuiwiz: {run.path}: {run.status().get('state')}", flush=True)
+    return outcome
