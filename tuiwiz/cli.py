@@ -15,6 +15,7 @@ COMMANDS = [
     "resume",
     "stop",
     "runs",
+    "launch-script",
     "logs",
     "attach",
     "data",

@@ -25,6 +25,18 @@ def step_line(e: dict[str, Any]) -> str:
     return "  ".join(parts)
 
 
+def started_line(e: dict[str, Any]) -> str:
+    """What a `started` event says: steps, device, examples, effective batch, processes."""
+    line = (
+        f"{e.get('max_steps')} steps on {e.get('device')}, {e.get('train_examples')} examples, "
+        f"effective batch {e.get('effective_batch_size')}"
+    )
+    world = e.get("world_size") or 1
+    if world > 1:
+        line += f" over {world} processes ({e.get('strategy')})"
+    return line
+
+
 def _format_duration(seconds: float) -> str:
     seconds = int(seconds)
     return (
@@ -68,11 +80,9 @@ def follow_job(job: Job) -> int:
             f"`tuiwiz run --resume {job.run.path}`"
         )
     else:
-        print(
-            f"tuiwiz: error: the run failed: {status.get('reason') or f'exit code {code}'} "
-            f"(log: {job.run.log})",
-            file=sys.stderr,
-        )
+        reason = status.get("reason") or f"exit code {code}"
+        where = "" if "log:" in reason else f" (log: {job.run.log})"  # a rank's log is named
+        print(f"tuiwiz: error: the run failed: {reason}{where}", file=sys.stderr)
         for hint in status.get("suggestions") or []:
             fix = " ".join(f"--set {o}" for o in hint["overrides"])
             print(f"tuiwiz:   try: {hint['title']}  ({fix})", file=sys.stderr)
@@ -97,12 +107,7 @@ def _follow_plain(job: Job, quiet: bool = False) -> tuple[float | None, float | 
         elif kind == "eval":
             print(f"eval  step {e['step']}  eval_loss {e['eval_loss']:.4f}", flush=True)
         elif kind == "started":
-            print(
-                f"training: {e.get('max_steps')} steps on {e.get('device')}, "
-                f"{e.get('train_examples')} examples, "
-                f"effective batch {e.get('effective_batch_size')}",
-                flush=True,
-            )
+            print(f"training: {started_line(e)}", flush=True)
         elif kind == "checkpoint":
             print(f"checkpoint saved at step {e['step']}", flush=True)
     return first, last
@@ -138,11 +143,7 @@ def _follow_rich(job: Job) -> tuple[float | None, float | None]:
                     total=e.get("max_steps"),
                     completed=e.get("step", 0),
                 )
-                progress.console.print(
-                    f"{e.get('max_steps')} steps on {e.get('device')}, "
-                    f"{e.get('train_examples')} examples, effective batch "
-                    f"{e.get('effective_batch_size')}"
-                )
+                progress.console.print(started_line(e))
             elif kind == "step":
                 first = e["loss"] if first is None else first
                 last = e["loss"]

@@ -54,6 +54,9 @@ def run(args: argparse.Namespace) -> int:
         run_dir = (args.output_dir or jobs.default_run_dir(config["name"])).resolve()
         job = jobs.start(run_dir, config=config, progress=notice)
         print(f"tuiwiz: run directory {job.run.path}", flush=True)
+        _print_node_instructions(job, config)
+    if job.role == "node":
+        return _follow_node(job, config, getattr(args, "detach", False))
     if getattr(args, "detach", False):
         print(
             f"tuiwiz: training in the background (pid {job.pid}); it keeps running when this "
@@ -61,3 +64,44 @@ def run(args: argparse.Namespace) -> int:
         )
         return 0
     return follow_job(job)
+
+
+def _print_node_instructions(job, config) -> None:
+    """On node 0 of a multi-node run: the command that starts each other node."""
+    from tuiwiz import launch
+
+    if job.role == "run":
+        for line in launch.node_instructions(config, job.run.path):
+            print(f"tuiwiz: {line}", flush=True)
+
+
+def _follow_node(job, config, detach: bool) -> int:
+    """Another node of a multi-node run: its processes train, node 0 keeps the run's files."""
+    from tuiwiz import launch
+
+    s = launch.settings(config)
+    n = launch.nproc(config)
+    first = s["node_rank"] * n
+    ranks = f"rank{'s' if n > 1 else ''} {first}{f'-{first + n - 1}' if n > 1 else ''}"
+    ranks += f" of {launch.world_size(config)}"
+    print(
+        f"tuiwiz: node {s['node_rank']} of {s['nnodes']} ({ranks}) joins the run at "
+        f"{s['master_addr']}:{s['master_port']}; node 0 writes its events and status, this node "
+        f"its logs ({job.run.path}/train-rank*.log, train-node{s['node_rank']}.log)",
+        flush=True,
+    )
+    if detach:
+        print(f"tuiwiz: running in the background (pid {job.pid})")
+        return 0
+    try:
+        code = job.wait()
+    except KeyboardInterrupt:
+        print("\ntuiwiz: stopping: every node saves a checkpoint first", flush=True)
+        job.stop()
+        code = job.wait()
+    outcome = "ended" if code == 0 else f"failed (exit code {code})"
+    print(
+        f"tuiwiz: node {s['node_rank']}: training processes {outcome}; the run's state is on "
+        "node 0 (`tuiwiz runs` there)"
+    )
+    return 0 if code == 0 else 1

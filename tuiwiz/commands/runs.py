@@ -27,6 +27,8 @@ def run(args: argparse.Namespace) -> int:
                 "loss": status.get("loss"),
                 "started_at": status.get("started_at", entry.created_at),
                 "path": str(entry.path),
+                "world_size": status.get("world_size", 1),
+                "effective_batch_size": status.get("effective_batch_size"),
                 "reason": status.get("reason"),
                 "suggestions": status.get("suggestions") or [],
             }
