@@ -1,5 +1,6 @@
-"""`tuiwiz estimate PRESET`: the peak GPU memory of the run a preset describes, term by term,
-compared with the free memory of each visible GPU, with changes that make it fit."""
+"""`tuiwiz estimate PRESET`: the peak GPU memory of the run a preset describes, term by term and
+per GPU (for its [launch]: one process, DDP or FSDP), compared with the free memory of every GPU
+the run uses, with changes that make it fit."""
 
 from __future__ import annotations
 
@@ -31,42 +32,50 @@ def add_parser(sub) -> argparse.ArgumentParser:
         type=int,
         default=None,
         metavar="INDEX",
-        help="compare with this GPU (default: the first visible one, which training uses)",
+        help="compare with this GPU only (default: every GPU the run uses: the first "
+        "nproc_per_node visible ones)",
     )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
 
 
 def report(preset: str, overrides: list[str], gpu_index: int | None = None) -> dict[str, Any]:
-    """The estimate report as data (what --json prints)."""
+    """The estimate report as data (what --json prints). The estimate is per GPU; it is
+    checked against every GPU the run uses, or against --gpu INDEX alone."""
     from tuiwiz import presets
     from tuiwiz.estimate import estimate, suggest
     from tuiwiz.estimate.advice import fits, is_tight
+    from tuiwiz.estimate.parallel import used_gpus
     from tuiwiz.gpu import read_gpus
 
     config, path = presets.load(preset, overrides)
-    est = estimate(config)
     status = read_gpus()
+    est = estimate(config, gpu_count=len(status.gpus))
+    used, _, missing = used_gpus(status.gpus, est.launch.nproc_per_node)
+    if gpu_index is not None and status.gpus:
+        target = next((g for g in status.gpus if g.index == gpu_index), None)
+        if target is None:
+            indices = ", ".join(str(g.index) for g in status.gpus)
+            raise TuiwizError(f"--gpu {gpu_index}: no such visible GPU (visible: {indices})")
+        used, missing = [target], 0
+    used_index = {g.index for g in used}
     gpus = [
         {
             "index": g.index,
             "name": g.name,
             "total_bytes": g.total_bytes,
             "free_bytes": g.free_bytes,
+            "used": g.index in used_index,
             "fits": fits(est.total, g.free_bytes),
+            "tight": is_tight(est.total, g.free_bytes),
         }
         for g in status.gpus
     ]
-    target = None
-    if status.gpus:
-        if gpu_index is None:
-            target = status.gpus[0]
-        else:
-            target = next((g for g in status.gpus if g.index == gpu_index), None)
-            if target is None:
-                indices = ", ".join(str(g.index) for g in status.gpus)
-                raise TuiwizError(f"--gpu {gpu_index}: no such visible GPU (visible: {indices})")
-    free = target.free_bytes if target else None
+    # The tightest GPU the run uses decides; a process without a GPU does not fit anywhere.
+    free = min((g.free_bytes for g in used), default=None)
+    verdict = fits(est.total, free)
+    if verdict is not None and missing:
+        verdict = False
     data = est.to_json()
     data.update(
         {
@@ -74,14 +83,33 @@ def report(preset: str, overrides: list[str], gpu_index: int | None = None) -> d
             "model": config["model"]["name_or_path"],
             "gpus": gpus,
             "gpu_error": status.error,
-            "gpu": target.index if target else None,
-            "fits": fits(est.total, free),
+            "gpu": used[0].index if used else None,
+            "gpus_used": [g.index for g in used],
+            "gpus_missing": missing,
+            "fits": verdict,
             "tight": is_tight(est.total, free),
             "headroom_bytes": None if free is None else free - est.total,
-            "suggestions": [s.to_json() for s in suggest(config, free, base=est)],
+            "suggestions": [
+                s.to_json()
+                for s in suggest(
+                    config,
+                    free,
+                    base=est,
+                    gpus_free=[g.free_bytes for g in status.gpus] if gpu_index is None else None,
+                )
+            ],
         }
     )
     return data
+
+
+def batch_line(a: dict[str, Any], launch: dict[str, Any]) -> str:
+    """Effective batch: per-device batch x accumulation x world size."""
+    text = f"effective batch {a['effective_batch_size']} = {a['batch_size']} per device x "
+    text += f"{a['gradient_accumulation_steps']} accumulation"
+    if launch["world_size"] > 1:
+        text += f" x {launch['world_size']} GPUs"
+    return text
 
 
 def run(args: argparse.Namespace) -> int:
@@ -93,7 +121,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.table import Table
 
     console = Console()
-    m, a = data["memory"], data["assumptions"]
+    m, a, launch = data["memory"], data["assumptions"], data["launch"]
     console.print(
         f"[bold]{data['model']}[/bold]: {data['params']['total']:,} parameters, "
         f"{data['params']['trainable']:,} trainable; batch {a['batch_size']} x "
@@ -102,14 +130,24 @@ def run(args: argparse.Namespace) -> int:
         f"{a['attn_implementation']}",
         highlight=False,
     )
+    line = batch_line(a, launch)
+    if launch["world_size"] > 1:
+        nodes = f" ({launch['nproc_per_node']} per node x {launch['nnodes']} nodes)"
+        line = (
+            f"[bold]Per GPU[/bold], for {launch['strategy']} over {launch['world_size']} GPUs"
+            + (nodes if launch["nnodes"] > 1 else "")
+            + f"; {line}"
+        )
+    console.print(line[0].upper() + line[1:], highlight=False)
     table = Table("term", "size", "what it is", box=None, header_style="bold")
     table.columns[1].justify = "right"
     table.columns[1].no_wrap = True
     for name, nbytes in m["components"].items():
         if nbytes:
             table.add_row(name, size(nbytes), m["explanations"][name]["explain"])
+    per_gpu = " per GPU" if launch["world_size"] > 1 else ""
     table.add_row(
-        "[bold]total[/bold]",
+        f"[bold]total{per_gpu}[/bold]",
         f"[bold]{size(m['total_bytes'])}[/bold]",
         f"peak during {m['peak_phase']}; torch allocated {size(m['allocated_peak_bytes'])}, "
         f"reserved {size(m['reserved_peak_bytes'])}",
@@ -121,25 +159,37 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verdict(room: int, fits: bool, tight: bool) -> str:
+    if not fits:
+        return f"[red]does not fit[/red]: {size(-room)} short"
+    if tight:
+        return f"[yellow]fits with little room[/yellow]: {size(room)} to spare"
+    return f"[green]fits[/green]: {size(room)} to spare"
+
+
 def _print_fit(console, data: dict[str, Any]) -> None:
-    if data["fits"] is None:
+    if not data["gpus"]:
         console.print(
             f"GPU: {data['gpu_error'] or 'none'}; nothing to compare with", highlight=False
         )
         return
-    g = next(g for g in data["gpus"] if g["index"] == data["gpu"])
-    room = data["headroom_bytes"]
-    verdict = (
-        f"[red]does not fit[/red]: {size(-room)} short"
-        if not data["fits"]
-        else f"[yellow]fits with little room[/yellow]: {size(room)} to spare"
-        if data["tight"]
-        else f"[green]fits[/green]: {size(room)} to spare"
-    )
-    console.print(
-        f"GPU {g['index']} {g['name']}: {size(g['free_bytes'])} free of "
-        f"{size(g['total_bytes'])}; {verdict}"
-    )
+    total = data["memory"]["total_bytes"]
+    used = set(data["gpus_used"])
+    for g in data["gpus"]:
+        head = f"GPU {g['index']} {g['name']}: {size(g['free_bytes'])} free of "
+        head += size(g["total_bytes"])
+        if g["index"] in used:
+            room = g["free_bytes"] - total
+            console.print(f"{head}; {_verdict(room, g['fits'], g['tight'])}")
+        else:
+            console.print(f"{head}; [dim]not used by this run[/dim]")
+    if data["gpus_missing"]:
+        n = data["launch"]["nproc_per_node"]
+        console.print(
+            f"[red]does not fit[/red]: nproc_per_node = {n} needs {n} GPUs, "
+            f"{len(data['gpus'])} visible",
+            highlight=False,
+        )
     for i, s in enumerate(data["suggestions"], 1):
         mark = "fits" if s["fits"] else "still too big"
         flags = " ".join(f"--set {shlex.quote(o)}" for o in s["overrides"])

@@ -7,11 +7,13 @@ suggestion is machine-applicable: `tuiwiz run PRESET --set ...` takes the overri
 
 from __future__ import annotations
 
+import copy
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from tuiwiz import config as cfg
+from tuiwiz.estimate import parallel
 from tuiwiz.estimate.core import Estimate, estimate_setup
 from tuiwiz.estimate.setup import from_config
 from tuiwiz.inspect.arch import ArchSummary
@@ -51,27 +53,104 @@ def _toml(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value)
 
 
+def _is_launch(override: str) -> bool:
+    return override.split("=", 1)[0].strip().startswith("launch.")
+
+
+def apply(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """A resolved preset with `section.key=value` overrides applied and validated. `launch.*`
+    overrides are applied to the [launch] section as they are: it is read defensively
+    (parallel.launch_of), and config validation may not know the section yet."""
+    import tomllib
+
+    launch = dict(config.get("launch") or {})
+    for text in filter(_is_launch, overrides):
+        key, raw = (part.strip() for part in text.split("=", 1))
+        try:
+            launch[key.split(".", 1)[1]] = tomllib.loads(f"v = {raw}")["v"]
+        except tomllib.TOMLDecodeError:
+            launch[key.split(".", 1)[1]] = raw
+    rest = [o for o in overrides if not _is_launch(o)]
+    plain = {k: v for k, v in config.items() if k != "launch"}
+    out = cfg.validate(cfg.apply_overrides(plain, rest), "suggestion") if rest else plain
+    out = copy.deepcopy(out)
+    if launch:
+        out["launch"] = {**(out.get("launch") or {}), **launch}
+    return out
+
+
 def _with(config: dict[str, Any], changes: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     overrides = [f"{key}={_toml(value)}" for key, value in changes.items()]
-    return cfg.validate(cfg.apply_overrides(config, overrides), "suggestion"), overrides
+    return apply(config, overrides), overrides
 
 
 class _Estimator:
     """Re-estimates variants of one configuration on the same architecture summary."""
 
-    def __init__(self, config: dict[str, Any], summary: ArchSummary, device: str) -> None:
+    def __init__(
+        self,
+        config: dict[str, Any],
+        summary: ArchSummary,
+        device: str,
+        free: int,
+        gpus_free: list[int] | None = None,
+    ) -> None:
         self.config, self.summary, self.device = config, summary, device
+        self.default_free, self.gpus_free = free, gpus_free
+        self.gpu_count = len(gpus_free) if gpus_free else None
 
     def total(self, config: dict[str, Any]) -> int:
         setup = from_config(config, self.device)
         est = estimate_setup(
-            setup, self.summary, lora_plan(self.summary, config["lora"]), config["training"]
+            setup,
+            self.summary,
+            lora_plan(self.summary, config["lora"]),
+            config["training"],
+            parallel.launch_of(config, self.gpu_count),
         )
         return est.total
+
+    def free(self, config: dict[str, Any]) -> int:
+        """Free memory of the tightest GPU a variant uses (its first nproc_per_node GPUs)."""
+        if not self.gpus_free:
+            return self.default_free
+        n = parallel.launch_of(config, self.gpu_count).nproc_per_node
+        return min(self.gpus_free[:n])
 
     def variant(self, changes: dict[str, Any]) -> tuple[int, list[str]]:
         config, overrides = _with(self.config, changes)
         return self.total(config), overrides
+
+
+def _launch_options(est: _Estimator, launch: parallel.Launch) -> list[tuple[str, dict[str, Any]]]:
+    """Sharding the model with FSDP when several GPUs are visible: over the GPUs DDP already
+    uses, or over every visible GPU (for one process, or for FSDP on fewer GPUs). Gradient
+    accumulation shrinks to keep the effective batch when the new world size divides it."""
+    gpus = len(est.gpus_free or [])
+    if gpus < 2 or launch.nnodes > 1:
+        return []
+    if launch.mode == "ddp":
+        n = launch.nproc_per_node
+    elif launch.nproc_per_node < gpus:
+        n = gpus
+    else:
+        return []
+    t = est.config["training"]
+    batch, accum = int(t["per_device_train_batch_size"]), int(t["gradient_accumulation_steps"])
+    effective = batch * accum * launch.world_size
+    changes: dict[str, Any] = {"launch.strategy": "fsdp", "launch.nproc_per_node": n}
+    if launch.strategy == "fsdp":
+        del changes["launch.strategy"]
+    if n == launch.nproc_per_node:
+        del changes["launch.nproc_per_node"]
+    title = f"FSDP over {n} GPUs: each GPU holds 1/{n} of the weights and optimizer state"
+    if n != launch.world_size:
+        if (accum * launch.world_size) % n == 0:
+            changes["training.gradient_accumulation_steps"] = accum * launch.world_size // n
+            title += f" (same effective batch of {effective})"
+        else:
+            title += f" (effective batch {effective} -> {batch * accum * n})"
+    return [(title, changes)]
 
 
 def _batch_options(t: dict[str, Any]) -> list[tuple[int, int]]:
@@ -93,19 +172,29 @@ def suggest(
     summary: ArchSummary | None = None,
     base: Estimate | None = None,
     device: str = "cuda",
+    gpus_free: list[int] | None = None,
 ) -> list[Suggestion]:
-    """Concrete changes, largest saving first, when the run does not fit `gpu_free_bytes` or
-    fits with little room. Empty when it fits comfortably or there is no GPU to compare with."""
+    """Concrete changes, largest saving first, when the run does not fit `gpu_free_bytes` (the
+    free memory of the tightest GPU it uses; the estimate is per GPU) or fits with little room.
+    Empty when it fits comfortably or there is no GPU to compare with.
+
+    `gpus_free`: the free memory of every visible GPU, in order; with two or more, sharding the
+    run over them with FSDP is considered too."""
     if base is None:
         from tuiwiz.estimate.core import estimate
 
-        base = estimate(resolved_config, summary, device)
+        gpu_count = len(gpus_free) if gpus_free else None
+        base = estimate(resolved_config, summary, device, gpu_count)
     summary = base.summary
     if gpu_free_bytes is None or not is_tight(base.total, gpu_free_bytes):
         return []
-    est = _Estimator(resolved_config, summary, device)
+    est = _Estimator(resolved_config, summary, device, gpu_free_bytes, gpus_free)
     c, t = resolved_config, resolved_config["training"]
+    world = base.world_size
     out: list[tuple[str, int, list[str]]] = []
+    for title, changes in _launch_options(est, base.launch):
+        total, overrides = est.variant(changes)
+        out.append((title, total, overrides))
 
     options = _batch_options(t)
     if options:
@@ -124,7 +213,7 @@ def suggest(
         out.append(
             (
                 f"per-device batch {b} with gradient accumulation {accum} (same effective "
-                f"batch of {b * accum})",
+                f"batch of {b * accum * world})",
                 total,
                 overrides,
             )
@@ -174,7 +263,9 @@ def suggest(
     # A change that saves less than this is not worth a line: noise next to the estimate's error.
     worthwhile = max(64 << 20, base.total // 100)
     suggestions = [
-        Suggestion(title, overrides, total, base.total - total, fits(total, gpu_free_bytes))
+        Suggestion(
+            title, overrides, total, base.total - total, fits(total, est.free(apply(c, overrides)))
+        )
         for title, total, overrides in out
         if base.total - total >= worthwhile
     ]
@@ -197,9 +288,9 @@ def _combine(est: _Estimator, singles: list[Suggestion], free: int) -> Suggestio
         if any(o.split("=", 1)[0] in keys for o in overrides):
             continue
         overrides += s.overrides
-        titles.append(s.title.split(" (")[0])
-        config = cfg.validate(cfg.apply_overrides(est.config, overrides), "suggestion")
-        total = est.total(config)
+        titles.append(s.title.split(" (")[0].split(":")[0])
+        config = apply(est.config, overrides)
+        total, free = est.total(config), est.free(config)
         if total <= free:
             break
     if total is None or len(titles) < 2:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from tuiwiz.estimate.parallel import SINGLE, Launch
 from tuiwiz.estimate.setup import RunSetup
 from tuiwiz.estimate.weights import WeightBytes
 from tuiwiz.inspect.lora import LoraPlan
@@ -44,15 +45,39 @@ SOURCES = {
     "allocator_reserve": f"heuristic: {FRAGMENTATION:.0%} of the memory that changes during a "
     "step (reserved - allocated)",
     "cuda_context": "typical for CUDA 12 with lazy module loading; bench/gpu_memory.py measures it",
+    "ddp_gradient_buckets": "torch/nn/parallel/distributed.py (Reducer buckets; "
+    "gradient_as_bucket_view=False by default: 'the saved memory size will be equal to the "
+    "total gradients size')",
+    "fsdp_gathered_params": "accelerate/utils/fsdp_utils.py fsdp2_prepare_model (units); "
+    "torch/distributed/fsdp/_fully_shard (two all-gathered units at a time, pytorch PR #128884)",
+    "nccl_buffers": "typical: 544 MiB for 2 GPUs, 688 MiB for more (NVIDIA/nccl issue #964, "
+    "4x A100 NVLink)",
 }
+# Terms FSDP shards: each GPU holds 1/world_size of them.
+SHARDED = (
+    "weights_quantized",
+    "weights_unquantized",
+    "lora_adapters",
+    "trainable_copies",
+    "gradients",
+    "optimizer_states",
+    "optimizer_paged_states",
+)
 
 
 def build(
-    values: dict[str, int], setup: RunSetup, w: WeightBytes, lora: LoraPlan, phase: str
+    values: dict[str, int],
+    setup: RunSetup,
+    w: WeightBytes,
+    lora: LoraPlan,
+    phase: str,
+    launch: Launch = SINGLE,
 ) -> list[Component]:
     adapter_dtype = (
         "bfloat16 (trl casts them for quantized models)" if setup.adapter_bytes == 2 else "float32"
     )
+    if setup.trainable_fp32:
+        adapter_dtype = "float32 (accelerate keeps FSDP's trainable parameters in float32)"
     activations = (
         "checkpointing keeps one input per layer plus one recomputed layer"
         if setup.checkpointing
@@ -83,5 +108,18 @@ def build(
         "(fragmentation)",
         "cuda_context": "CUDA context, loaded kernels and library handles (outside "
         "PyTorch's allocator)",
+        "ddp_gradient_buckets": "DDP's all-reduce buckets: one more copy of every trainable "
+        "gradient, allocated when DDP wraps the model",
+        "fsdp_gathered_params": "all-gathered (unsharded) parameters of the FSDP units in use at "
+        "the peak: the current decoder layer and the prefetched next one (or the LM head)",
+        "nccl_buffers": "NCCL communicator buffers (outside PyTorch's allocator; a typical "
+        "value, more with many NVLink channels)",
     }
+    if launch.fsdp:
+        share = f"; this GPU's 1/{launch.world_size} shard"
+        for name in SHARDED:
+            explain[name] += share
+        explain["weights_quantized"] = explain["weights_quantized"].replace(
+            share, f"; this GPU's 1/{launch.world_size} of the packed values, all of the constants"
+        )
     return [Component(name, size, explain[name], SOURCES[name]) for name, size in values.items()]

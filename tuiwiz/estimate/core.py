@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
 from tuiwiz.estimate import activations as act_mod
-from tuiwiz.estimate import components, layers, peak, weights
+from tuiwiz.estimate import components, layers, parallel, peak, weights
 from tuiwiz.estimate.components import Component
 from tuiwiz.estimate.optimizers import optimizer_bytes
+from tuiwiz.estimate.parallel import SINGLE, Launch
 from tuiwiz.estimate.setup import RunSetup, from_config
 from tuiwiz.inspect.arch import ArchSummary
 from tuiwiz.inspect.lora import LoraPlan
@@ -39,6 +41,21 @@ class Estimate:
     summary: ArchSummary
     lora: LoraPlan
     notes: list[str] = field(default_factory=list)
+    launch: Launch = SINGLE  # the estimate is per GPU, for this launch
+
+    @property
+    def world_size(self) -> int:
+        return self.launch.world_size
+
+    @property
+    def strategy(self) -> str:
+        """ "single" (one process), "ddp" or "fsdp"."""
+        return self.launch.mode
+
+    @property
+    def effective_batch_size(self) -> int:
+        """Sequences per optimizer step: per-device batch x accumulation x world size."""
+        return self.setup.batch * self.setup.grad_accum * self.world_size
 
     def component(self, name: str) -> int:
         return next((c.bytes for c in self.components if c.name == name), 0)
@@ -71,7 +88,10 @@ class Estimate:
                 "quantization": s.quant,
                 "optim": s.optim,
                 "mixed_precision": {2: "bf16/fp16", None: "off"}[s.autocast_bytes],
+                "gradient_accumulation_steps": s.grad_accum,
+                "effective_batch_size": self.effective_batch_size,
             },
+            "launch": {**self.launch.to_json(), "per_gpu": True},
             "notes": self.notes,
         }
 
@@ -80,8 +100,12 @@ def estimate(
     config: dict[str, Any],
     summary: ArchSummary | None = None,
     device: str = "cuda",
+    gpu_count: int | None = None,
 ) -> Estimate:
-    """Estimate the peak GPU memory of the run a resolved preset describes."""
+    """Estimate the peak memory of one GPU of the run a resolved preset describes: the only GPU
+    of a single-process run, or each GPU of a [launch] with several processes (ddp / fsdp).
+    `gpu_count`: the visible GPUs, when already read (for nproc_per_node = "auto")."""
+    launch = parallel.launch_of(config, gpu_count)
     if summary is None:
         from tuiwiz.inspect.model import summarize
 
@@ -89,20 +113,39 @@ def estimate(
         summary = summarize(m["name_or_path"], m["revision"], m["trust_remote_code"])
     setup = from_config(config, device)
     lora = lora_plan(summary, config["lora"])
-    return estimate_setup(setup, summary, lora, config["training"])
+    return estimate_setup(setup, summary, lora, config["training"], launch)
 
 
 def estimate_setup(
-    setup: RunSetup, summary: ArchSummary, lora: LoraPlan, training: dict[str, Any]
+    setup: RunSetup,
+    summary: ArchSummary,
+    lora: LoraPlan,
+    training: dict[str, Any],
+    launch: Launch = SINGLE,
 ) -> Estimate:
     notes: list[str] = []
     plan = layers.plan_layers(summary)
     if plan.approximate:
         notes.append(f"activations are approximate: {plan.approximate}")
-    w = weights.base_weights(summary, setup, frozenset(n for n, _ in lora.tensors))
-    adapters, copies, grads = weights.adapter_bytes(lora, setup, summary)
+    fsdp = launch.fsdp
+    shards = launch.world_size if fsdp else 1
+    if fsdp:
+        # tuiwiz/train/builders.py: no prepare_model_for_kbit_training under FSDP (everything
+        # not 4-bit stays in the load dtype, so the residual stream does too); accelerate holds
+        # trainable FlatParameters in float32 under mixed precision.
+        setup = dataclasses.replace(
+            setup, kbit_prepared=False, trainable_fp32=bool(setup.autocast_bytes)
+        )
+    # FSDP shards float tensors only: 4-bit weights in bitsandbytes' default uint8 storage are
+    # left out of FSDP (accelerate/utils/fsdp_utils.py fsdp2_prepare_model: ignored_params).
+    shard_4bit = setup.quant_storage != "uint8"
+    w = weights.base_weights(
+        summary, setup, frozenset(n for n, _ in lora.tensors), shards, shard_4bit
+    )
+    adapters, copies, grads = weights.adapter_bytes(lora, setup, summary, shards)
     shapes = [
-        (shape, weights.trainable_dtype_bytes(name, setup, summary)) for name, shape in lora.tensors
+        (weights.shard_shape(shape, shards), weights.trainable_dtype_bytes(name, setup, summary))
+        for name, shape in lora.tensors
     ]
     opt = optimizer_bytes(setup.optim, shapes, setup.device, setup.optim_args)
     if opt.note:
@@ -124,7 +167,11 @@ def estimate_setup(
         notes.append("label smoothing makes trl build the full logits (no fused LM head)")
     head = peak.head_buffers(setup, plan, vocab, acts.head_input_bytes, lm_head_bytes, smoothing)
     dequant = weights.dequant_bytes(setup, w.largest_quantized)
-    p = peak.peak(setup, plan, acts, head, dequant)
+    gathered: dict[str, int] = {}
+    if fsdp:
+        units = parallel.fsdp_units(summary, plan.prefix, lora, setup, shard_4bit)
+        gathered = parallel.gathered_by_phase(units)
+    p = peak.peak(setup, plan, acts, head, dequant, gathered or None)
     # Shared by every layer and kept for backward: RoPE's cos and sin tables (q * cos keeps
     # cos), and under autocast the bf16 copies of the adapter weights (autocast caches one cast
     # per weight for the whole forward). The (B, 1, S, S) masks are built once per forward but
@@ -145,17 +192,20 @@ def estimate_setup(
     # Outside the forward/backward the activations are gone: the optimizer step runs on the
     # weights, gradients and states; evaluation after zero_grad (which sets the gradients to
     # None) on the weights and states alone.
+    eval_gathered = gathered.get("evaluation forward", 0) if eval_bytes else 0
     moments = {
-        phase: grads + dynamic,
+        phase: grads + dynamic + p.gathered,
         "optimizer step": grads + opt.step_temporaries,
-        "evaluation forward": eval_bytes,
+        "evaluation forward": eval_bytes + eval_gathered,
     }
     grads_alive = grads
+    gathered_alive = p.gathered
     if max(moments, key=moments.get) != phase:
         phase = max(moments, key=moments.get)
         saved = head_b = 0
         transient = opt.step_temporaries if phase == "optimizer step" else eval_bytes
         grads_alive = grads if phase == "optimizer step" else 0
+        gathered_alive = eval_gathered if phase == "evaluation forward" else 0
     if not setup.checkpointing and p.saved_full > 0:
         notes.append("gradient checkpointing is off: every layer's activations stay in memory")
     if setup.attn == "sdpa" and setup.packing:
@@ -176,11 +226,22 @@ def estimate_setup(
         "backward_buffers": transient,
         "cuda_workspaces": CUBLAS_WORKSPACES if cuda else 0,
     }
+    if launch.mode == "ddp":
+        cap = training.get("ddp_bucket_cap_mb")
+        values["ddp_gradient_buckets"] = parallel.ddp_bucket_bytes(shapes, setup.device, cap)
+    if fsdp:
+        values["fsdp_gathered_params"] = gathered_alive
     allocated = sum(v for k, v in values.items() if k != "optimizer_paged_states")
-    reserve = int(FRAGMENTATION * (saved + head_b + transient)) if cuda else 0
+    # Unsharded FSDP parameters are allocated and freed unit by unit, like activations.
+    reserve = int(FRAGMENTATION * (saved + head_b + transient + gathered_alive)) if cuda else 0
     values["allocator_reserve"] = reserve
     values["cuda_context"] = CUDA_CONTEXT if cuda else 0
-    comps = components.build(values, setup, w, lora, phase)
+    outside = values["cuda_context"]
+    if launch.distributed:
+        values["nccl_buffers"] = parallel.nccl_bytes(launch) if cuda else 0
+        outside += values["nccl_buffers"]
+        notes.append(parallel.note(launch, setup, shard_4bit))
+    comps = components.build(values, setup, w, lora, phase, launch)
     notes.append(
         "the estimate is for full-length batches (every sequence max_seq_length "
         "tokens): the worst case; shorter batches use less"
@@ -191,10 +252,11 @@ def estimate_setup(
         components=comps,
         allocated_peak=allocated,
         reserved_peak=allocated + reserve,
-        total=allocated + reserve + opt.paged + values["cuda_context"],
+        total=allocated + reserve + opt.paged + outside,
         phase=phase,
         setup=setup,
         summary=summary,
         lora=lora,
         notes=notes,
+        launch=launch,
     )

@@ -32,6 +32,7 @@ class Peak:
     transient: int  # backward working buffers: gradients in flight, dequantized weights
     phase: str  # where the peak is
     saved_full: int  # all layers' saved activations, without checkpointing (for advice)
+    gathered: int = 0  # FSDP: unsharded parameters alive at the peak (parallel.gathered_by_phase)
 
 
 def head_buffers(
@@ -97,9 +98,12 @@ def peak(
     act: Activations,
     head: tuple[int, int, int],
     dequant: int,
+    gathered: dict[str, int] | None = None,
 ) -> Peak:
     """The largest of the moments that can be the peak, with what is alive at that moment. The
-    LM head's saved tensors are freed once its backward is done, before the layers' backward."""
+    LM head's saved tensors are freed once its backward is done, before the layers' backward.
+    `gathered`: with FSDP, the unsharded parameters alive at each moment, by moment name."""
+    gathered = gathered or {}
     tokens = setup.tokens
     layers = [int(sum(c.values()) * tokens) + f for c, f in zip(act.per_layer, act.per_layer_fixed)]
     saved_all = sum(layers) + act.final_norm * tokens
@@ -121,5 +125,7 @@ def peak(
         ("LM head backward", kept, head_saved + head_bwd, 0),
         layer_phase,
     ]
-    phase, saved, head_bytes, transient = max(moments, key=lambda m: m[1] + m[2] + m[3])
-    return Peak(saved, head_bytes, transient, phase, saved_all)
+    phase, saved, head_bytes, transient = max(
+        moments, key=lambda m: m[1] + m[2] + m[3] + gathered.get(m[0], 0)
+    )
+    return Peak(saved, head_bytes, transient, phase, saved_all, gathered.get(phase, 0))

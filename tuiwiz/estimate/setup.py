@@ -30,6 +30,17 @@ class RunSetup:
     padding: bool | None = None  # whether batches are padded; None: assume so when batch > 1
     evaluates: bool = False  # evaluation runs during training (a validation split is set)
     eval_batch: int = 8  # per_device_eval_batch_size (TrainingArguments' default: 8)
+    # bnb_4bit_quant_storage when a preset sets it ("uint8" is bitsandbytes' default; FSDP needs
+    # a float dtype to shard the 4-bit weights). None: not set, the launcher decides.
+    quant_storage: str | None = None
+    # Whether peft's prepare_model_for_kbit_training runs (it upcasts what is not 4/8-bit to
+    # float32). tuiwiz/train/builders.py skips it under FSDP, which cannot shard float32 next to
+    # the 16-bit storage of the 4-bit weights: everything stays in the load dtype there.
+    kbit_prepared: bool = True
+    # FSDP1 with mixed precision: accelerate upcasts every trainable FlatParameter to float32
+    # (accelerate/accelerator.py prepare_model, "we follow DeepSpeed's strategy to hold the
+    # parameters in full precision"), so adapters, their gradients and states are float32.
+    trainable_fp32: bool = False
 
     @property
     def tokens(self) -> int:
@@ -43,13 +54,13 @@ class RunSetup:
         # source: peft/utils/other.py prepare_model_for_kbit_training ("cast all non INT8
         # parameters to fp32")
         """
-        return 4 if self.quant != "none" else self.load_bytes
+        return 4 if self.quant != "none" and self.kbit_prepared else self.load_bytes
 
     @property
     def unquantized_param_bytes(self) -> int:
         """Dtype of the parameters that are not 4/8-bit: fp32 after prepare_model_for_kbit_training,
         else the load dtype (builders only calls prepare_model_for_kbit_training when quantized)."""
-        return 4 if self.quant != "none" else self.load_bytes
+        return 4 if self.quant != "none" and self.kbit_prepared else self.load_bytes
 
     @property
     def adapter_bytes(self) -> int:
@@ -115,4 +126,5 @@ def from_config(config: dict[str, Any], device: str = "cuda") -> RunSetup:
         evaluates=float(data.get("validation_split", 0.0)) > 0
         or str(t.get("eval_strategy", "no")) not in ("no", "IntervalStrategy.NO"),
         eval_batch=int(t.get("per_device_eval_batch_size") or 8),
+        quant_storage=q.get("bnb_4bit_quant_storage"),
     )

@@ -30,9 +30,30 @@ def alloc(nbytes: int, device: str) -> int:
     return -(-nbytes // CUDA_ROUND) * CUDA_ROUND
 
 
-def linear_4bit_bytes(numel: int, double_quant: bool, device: str) -> int:
-    """One Params4bit: packed data and its QuantState tensors."""
-    packed = (numel + 1) // 2  # two 4-bit codes per uint8 (quant_storage=uint8)
+def shard_shape(shape: tuple[int, ...], shards: int) -> tuple[int, ...]:
+    """The local shard of a tensor under FSDP: dim 0 split into `shards` chunks of
+    ceil(dim0 / shards) rows (the last ones padded).
+    # source: torch/distributed/fsdp/_fully_shard/_fsdp_param.py FSDPParam._init_sharded_param
+    # (torch.chunk on dim 0, padded to equal chunks)
+    """
+    if shards <= 1 or not shape:
+        return shape
+    return (-(-shape[0] // shards), *shape[1:])
+
+
+def shard_numel(shape: tuple[int, ...], shards: int) -> int:
+    return math.prod(shard_shape(shape, shards))
+
+
+def linear_4bit_bytes(numel: int, double_quant: bool, device: str, shards: int = 1) -> int:
+    """One Params4bit: packed data and its QuantState tensors. With FSDP (`shards` > 1) each GPU
+    holds 1/shards of the packed data (stored in a float dtype, bnb_4bit_quant_storage, so that
+    FSDP can shard it) and all of the quantization state, which is not a parameter.
+    # source: bitsandbytes docs/source/fsdp_qlora.md (quant_storage); nn/modules.py
+    # fix_4bit_weight_quant_state_from_module (Linear4bit keeps its own quant_state)
+    """
+    packed = (numel + 1) // 2  # two 4-bit codes per byte (uint8, or packed into bf16 pairs)
+    packed = -(-packed // shards)
     blocks = -(-numel // BLOCK_4BIT)
     if double_quant:
         nested_blocks = -(-blocks // BLOCK_NESTED)
@@ -59,9 +80,17 @@ class WeightBytes:
 
 
 def base_weights(
-    summary: ArchSummary, setup: RunSetup, trainable: frozenset[str] = frozenset()
+    summary: ArchSummary,
+    setup: RunSetup,
+    trainable: frozenset[str] = frozenset(),
+    shards: int = 1,
+    shard_4bit: bool = True,
 ) -> WeightBytes:
-    """`trainable`: full names of base parameters made trainable (biases with bias="all")."""
+    """`trainable`: full names of base parameters made trainable (biases with bias="all").
+    `shards`: FSDP's world size; each GPU holds 1/shards of every parameter (dim 0), except
+    8-bit weights, whose integer storage FSDP cannot shard, and 4-bit weights kept in uint8
+    storage (`shard_4bit` False: accelerate leaves them out of FSDP, whole on every GPU)."""
+
     quantized = unquantized = q_params = u_params = largest = 0
     for m in summary.modules:
         for p in m.params:
@@ -72,7 +101,9 @@ def base_weights(
                 q_params += n
                 largest = max(largest, n)
                 if setup.quant == "4bit":
-                    quantized += linear_4bit_bytes(n, setup.double_quant, setup.device)
+                    quantized += linear_4bit_bytes(
+                        n, setup.double_quant, setup.device, shards if shard_4bit else 1
+                    )
                 else:
                     quantized += linear_8bit_bytes(m, setup.device)
                 continue
@@ -84,7 +115,7 @@ def base_weights(
                 # source: bitsandbytes Linear4bit.forward casts the bias to the compute dtype in
                 # place on the first forward (bias.data = bias.data.to(x.dtype))
                 size = setup.compute_bytes
-            unquantized += alloc(n * size, setup.device)
+            unquantized += alloc(shard_numel(p.shape, shards) * size, setup.device)
     return WeightBytes(quantized, unquantized, q_params, u_params, largest)
 
 
@@ -97,7 +128,7 @@ def trainable_dtype_bytes(name: str, setup: RunSetup, summary: ArchSummary) -> i
     # source: trl/trainer/sft_trainer.py SFTTrainer.__init__; peft/tuners/tuners_utils.py
     # cast_adapter_dtype
     """
-    if "lora_magnitude_vector" in name:
+    if "lora_magnitude_vector" in name or setup.trainable_fp32:
         return 4
     if setup.quant != "none":
         return setup.adapter_bytes
@@ -106,15 +137,18 @@ def trainable_dtype_bytes(name: str, setup: RunSetup, summary: ArchSummary) -> i
     return setup.unquantized_param_bytes
 
 
-def adapter_bytes(plan: LoraPlan, setup: RunSetup, summary: ArchSummary) -> tuple[int, int, int]:
+def adapter_bytes(
+    plan: LoraPlan, setup: RunSetup, summary: ArchSummary, shards: int = 1
+) -> tuple[int, int, int]:
     """(LoRA adapter weights, modules_to_save copies, gradients of everything trainable).
 
     Trainable biases live in the base weights already; their gradients are counted here.
+    `shards`: FSDP's world size (each GPU keeps 1/shards of every tensor and its gradient).
     """
     adapters = copies = grads = 0
     for name, shape in plan.tensors:
         size = trainable_dtype_bytes(name, setup, summary)
-        nbytes = alloc(math.prod(shape) * size, setup.device)
+        nbytes = alloc(shard_numel(shape, shards) * size, setup.device)
         grads += nbytes  # param.grad has the parameter's dtype and shape
         if ".lora_" in name:
             adapters += nbytes

@@ -1,5 +1,6 @@
-"""Step 7: review: the VRAM estimate against each GPU (NVML), a verdict, the estimator's
-suggestions (each one key away), the preset as TOML, save under a name, launch."""
+"""Step 7: review: the VRAM estimate (per GPU, for the preset's [launch]: one process, DDP or
+FSDP) against every GPU the run uses (NVML), a verdict for each, the estimator's suggestions
+(each one key away), the preset as TOML, save under a name, launch."""
 
 from __future__ import annotations
 
@@ -21,15 +22,27 @@ BAR_WIDTH = 30
 
 
 def check_memory(resolved: dict[str, Any]) -> dict[str, Any]:
-    """Estimate, GPU readings and suggestions: everything the memory panel shows."""
+    """Estimate, GPU readings and suggestions: everything the memory panel shows. The run uses
+    the first nproc_per_node visible GPUs; the tightest of them decides the suggestions."""
     from tuiwiz.estimate import estimate, suggest
+    from tuiwiz.estimate.parallel import used_gpus
     from tuiwiz.gpu import read_gpus
 
-    est = estimate(resolved)
     gpus = read_gpus()
-    free = gpus.gpus[0].free_bytes if gpus.gpus else None
-    advice = suggest(resolved, free, base=est) if free is not None else []
-    return {"estimate": est, "gpus": gpus, "suggestions": advice}
+    est = estimate(resolved, gpu_count=len(gpus.gpus))
+    used, unused, missing = used_gpus(gpus.gpus, est.launch.nproc_per_node)
+    free = min((g.free_bytes for g in used), default=None)
+    advice = []
+    if free is not None:
+        advice = suggest(resolved, free, base=est, gpus_free=[g.free_bytes for g in gpus.gpus])
+    return {
+        "estimate": est,
+        "gpus": gpus,
+        "used": used,
+        "unused": unused,
+        "missing": missing,
+        "suggestions": advice,
+    }
 
 
 def verdict(total: int, free: int) -> tuple[str, str]:
@@ -44,27 +57,47 @@ def verdict(total: int, free: int) -> tuple[str, str]:
 
 def memory_text(result: dict[str, Any]) -> Text:
     est, status = result["estimate"], result["gpus"]
+    used = result.get("used", status.gpus[:1])
+    unused = result.get("unused", status.gpus[1:])
+    launch = est.launch
     text = Text()
     text.append(f"Estimated peak GPU memory: {gib(est.total)}", "bold")
+    if launch.distributed:
+        text.append(" per GPU", "bold")
     text.append(f"  ({est.params_trainable:,} trainable parameters)\n")
+    if launch.distributed:
+        text.append(f"For {launch.describe()}", "bold")
+        share = (
+            f": each GPU holds 1/{launch.world_size} of the model"
+            if launch.fsdp
+            else ": each GPU holds a full copy"
+        )
+        text.append(f"{share}.\n")
     if not status.gpus:
         reason = status.error or "no NVIDIA GPU"
         text.append(reason[0].upper() + reason[1:] + ".\n", "yellow")
         text.append("Training will run on the CPU (slow; fine for the demo). The estimate is ")
         text.append("for a CUDA GPU.\n")
-    for g in status.gpus:
+    for g in used:
         word, style = verdict(est.total, g.free_bytes)
         text.append(f"GPU {g.index} {g.name}\n  ")
         text.append(word, style)
         text.append(f": {gib(g.free_bytes)} free of {gib(g.total_bytes)}\n  ")
         text.append_text(memory_bar(BAR_WIDTH, g.total_bytes, g.used_bytes, est.total))
-        text.append("\n  ")
+        text.append("\n")
+    if used:
+        text.append("  ")
         text.append("█", "grey50")
         text.append(" in use  ")
         text.append("█", "green")
         text.append(" this run  ")
         text.append("░", "grey30")
         text.append(" free\n")
+    if result.get("missing"):
+        n = launch.nproc_per_node
+        text.append(f"✗ {n} processes need {n} GPUs; {len(status.gpus)} visible\n", "bold red")
+    for g in unused:
+        text.append(f"GPU {g.index} {g.name}: unused\n", "dim")
     text.append("\nBreakdown:\n", "bold")
     biggest = max((c.bytes for c in est.components), default=1) or 1
     for c in sorted(est.components, key=lambda c: -c.bytes):
@@ -179,7 +212,13 @@ class ReviewStep(StepScreen):
         if number > len(advice):
             return
         chosen = advice[number - 1]
-        self.draft.apply_overrides(chosen.overrides)
+        from tuiwiz.errors import ConfigError
+
+        try:
+            self.draft.apply_overrides(chosen.overrides)
+        except ConfigError as e:
+            self.notify(str(e), title="Not applied", severity="error", timeout=8)
+            return
         self.notify(f"Applied: {chosen.title}", title="Suggestion")
         self.refresh_derived()
 

@@ -1,5 +1,6 @@
-"""Step 6: the training loop's settings, with live derived values: effective batch size,
-steps per epoch, total steps, and the time a run takes when a throughput is known."""
+"""Step 6: the training loop's settings, with live derived values: effective batch size
+(per-device batch x accumulation x GPUs), steps per epoch, total steps, and the time a run
+takes when a throughput is known."""
 
 from __future__ import annotations
 
@@ -39,17 +40,47 @@ def duration(seconds: float) -> str:
     return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
 
 
+def world_size(app, draft) -> int | None:
+    """Training processes ([launch] nproc_per_node x nnodes; one per GPU), None while the
+    GPUs are being counted for nproc_per_node = "auto"."""
+    from tuiwiz.errors import ConfigError
+    from tuiwiz.estimate.parallel import launch_of
+
+    count = None
+    if (draft.raw.get("launch") or {}).get("nproc_per_node") == "auto":
+        item = app.lookup("gpu-count", (), _gpu_count)
+        if not item.done:
+            return None
+        count = item.value or 0
+    try:
+        return launch_of(draft.raw, count).world_size
+    except ConfigError:
+        return 1  # the Review step says what is wrong with [launch]
+
+
+def _gpu_count() -> int:
+    from tuiwiz.gpu import read_gpus
+
+    return len(read_gpus().gpus)
+
+
 def derived_text(app, draft) -> Text:
-    """Effective batch, steps per epoch, total steps, estimated time (from what is known)."""
+    """Effective batch (per-device batch x accumulation x processes), steps per epoch, total
+    steps, estimated time (from what is known)."""
     text = Text()
     try:
         batch = int(draft.get("training.per_device_train_batch_size"))
         accum = int(draft.get("training.gradient_accumulation_steps"))
     except (TypeError, ValueError):
         return Text("(fix the invalid values above)", "dim")
-    effective = batch * accum
+    world = world_size(app, draft)
+    if world is None:
+        text.append("Effective batch size: counting the GPUs…", "dim")
+        return text
+    effective = batch * accum * world
     text.append(f"Effective batch size: {effective}", "bold")
-    text.append(f" ({batch} per step × {accum} accumulated)\n")
+    gpus = f" × {world} GPUs" if world > 1 else ""
+    text.append(f" ({batch} per step × {accum} accumulated{gpus})\n")
     item = app.data_preview()
     if not item.done:
         text.append("Steps per epoch: reading the dataset…", "dim")
