@@ -103,8 +103,8 @@ def memory_text(result: dict[str, Any]) -> Text:
     for c in sorted(est.components, key=lambda c: -c.bytes):
         if c.bytes <= 0:
             continue
-        bar = "▇" * max(1, round(8 * c.bytes / biggest))
-        text.append(f" {c.name:<19}{gib(c.bytes):>9} ")
+        bar = "▇" * max(1, round(6 * c.bytes / biggest))
+        text.append(f" {c.name:<22}{gib(c.bytes):>9} ")
         text.append(bar + "\n", "cyan")
     for note in getattr(est, "notes", []) or []:
         text.append(f"note: {note}\n", "dim")
