@@ -48,13 +48,13 @@ class Supervisor:
         signal.signal(signal.SIGINT, self.request_stop)
         config_file = None
         try:
+            self.worker.warm_data_cache(self.config, self.ready)  # once per node, not per rank
             if self.worker.joined:
                 # Another node: its ranks read this node's resolved preset (node 0's is in the
                 # run directory; on a filesystem that is not shared, there is none to read).
                 config_file = self.pid_dir / "preset.toml"
                 config_file.write_text(presets.to_toml(self.config))
             else:
-                self.worker.warm_data_cache(self.config, self.ready)
                 self.run_dir.write_status(phase="starting", world_size=self.world_size())
             command = launch.torchrun_command(self.config, self.run_dir.path, config_file)
             print(f"supervisor: {shlex.join(command)}", flush=True)

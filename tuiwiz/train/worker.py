@@ -267,7 +267,8 @@ class Worker:
             callbacks=[self.callback],
         )
         faults.install(trainer)
-        load_adapter_in_place(trainer)
+        if not builders.uses_fsdp(config):  # FSDP loads its own (sharded) checkpoint format
+            load_adapter_in_place(trainer)
         if self.resume_from is None and eval_ds is not None and not args.eval_on_start:
             # The base model's validation loss, as the `eval` event of step 0 marked "base".
             trainer.add_callback(BaseEvalCallback(trainer, self.callback))
