@@ -39,8 +39,16 @@ class TuiwizApp(App):
         self.start_step = start
         self.lookups = background.LookupCache()
 
+    def get_default_screen(self):
+        """The first step is the app's base screen: drawn in the very first frame, with no
+        blank screen before it."""
+        import importlib
+
+        module, cls = SCREENS[self.start_step]
+        self._home = getattr(importlib.import_module(module), cls)()
+        return self._home
+
     def on_mount(self) -> None:
-        self.goto(self.start_step)
         # After the first frame: importing in a thread still competes with drawing it.
         self.set_timer(0.5, self._warm_up)
 
@@ -51,13 +59,17 @@ class TuiwizApp(App):
         import tuiwiz.inspect.model  # noqa: F401
 
     def goto(self, name: str) -> None:
+        if name == self.start_step:  # the base screen: uncover it
+            while self.screen is not self._home and len(self.screen_stack) > 1:
+                self.pop_screen()
+            return
         if not self.is_screen_installed(name):
             import importlib
 
             module, cls = SCREENS[name]
             self.install_screen(getattr(importlib.import_module(module), cls)(), name)
-        if self.screen.id == "_default":
-            self.push_screen(name)  # the first step: nothing to switch away from yet
+        if self.screen is self._home:
+            self.push_screen(name)  # the base screen stays underneath
         else:
             self.switch_screen(name)
 

@@ -40,8 +40,11 @@ class StartStep(StepScreen):
         )
 
     def on_mount(self) -> None:
-        self.reload()
         self.query_one("#choices").focus()
+
+    def on_screen_resume(self) -> None:
+        super().on_screen_resume()
+        self.reload()  # drawn in the first frame: deferring it only made the full screen later
 
     def reload(self) -> None:
         from tuiwiz import presets
@@ -85,9 +88,6 @@ class StartStep(StepScreen):
         choices.add_options(options)
         choices.highlighted = 0
 
-    def on_screen_resume(self) -> None:
-        super().on_screen_resume()
-        self.reload()
 
     def explain_extra(self, key: str | None) -> str:
         return (
