@@ -62,14 +62,9 @@ def report(
     }
 
 
-def _human(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
-
-
 def run(args: argparse.Namespace) -> int:
+    from tuiwiz.inspect.overview import human_count
+
     data = report(args.model, args.revision, args.trust_remote_code, args.r)
     if args.json:
         print(json.dumps(data, indent=2))
@@ -92,7 +87,7 @@ def run(args: argparse.Namespace) -> int:
         ("vocabulary", a["vocab_size"]),
         ("tied embeddings", "yes" if a["tied_embeddings"] else "no"),
         ("context length", a["context_length"]),
-        ("parameters", f"{data['total_params']:,} ({_human(data['total_params'])})"),
+        ("parameters", f"{data['total_params']:,} ({human_count(data['total_params'])})"),
     ]
     for key, value in rows:
         facts.add_row(f"[bold]{key}[/bold]", str(value))

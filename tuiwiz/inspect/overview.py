@@ -27,6 +27,14 @@ class Overview:
     summary: ArchSummary
 
 
+def human_count(n: int) -> str:
+    """A parameter count for people: 1.54B, 494.03M, 65.54K."""
+    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
+        if n >= size:
+            return f"{n / size:.2f}{unit}"
+    return str(n)
+
+
 def _has_chat_template(model_dir: Path) -> bool | None:
     if (model_dir / "chat_template.jinja").is_file() or (
         model_dir / "chat_template.json"

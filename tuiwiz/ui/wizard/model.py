@@ -11,6 +11,7 @@ from textual.widgets import Input, OptionList, Static
 from textual.widgets.option_list import Option
 
 from tuiwiz.bundled import DEMO_MODEL
+from tuiwiz.inspect.overview import human_count
 from tuiwiz.ui.widgets.field_row import FieldRow
 from tuiwiz.ui.wizard.base import StepScreen
 
@@ -18,13 +19,6 @@ TRUST_WARNING = (
     "⚠ trust_remote_code is on: loading this model runs Python code from its repository with "
     "your permissions. Turn it on only for repositories you trust."
 )
-
-
-def human_count(n: int) -> str:
-    for unit, size in (("B", 1e9), ("M", 1e6), ("K", 1e3)):
-        if n >= size:
-            return f"{n / size:.2f}{unit}"
-    return str(n)
 
 
 class ModelStep(StepScreen):

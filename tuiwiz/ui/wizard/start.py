@@ -88,7 +88,6 @@ class StartStep(StepScreen):
         choices.add_options(options)
         choices.highlighted = 0
 
-
     def explain_extra(self, key: str | None) -> str:
         return (
             "A preset is a saved configuration: every setting of a run, in a TOML file you can "

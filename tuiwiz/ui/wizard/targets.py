@@ -8,10 +8,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import SelectionList, Static
 
-from tuiwiz.inspect.lora import plan  # noqa: F401  (imported here so the step loads it once)
+from tuiwiz.inspect.overview import human_count
 from tuiwiz.ui.wizard.base import StepScreen
 from tuiwiz.ui.wizard.lora_counts import trainable_line
-from tuiwiz.ui.wizard.model import human_count
 
 ATTENTION = ("q_proj", "k_proj", "v_proj", "o_proj")
 
