@@ -212,6 +212,11 @@ ALIASES = {
 }
 
 
+def _shown(name: str) -> str:
+    """A key as error messages show it: escaped when it holds newlines or other controls."""
+    return name if name.isprintable() else repr(name)
+
+
 def did_you_mean(word: str, choices: list[str] | tuple[str, ...]) -> str:
     if ALIASES.get(word) in choices:
         return f" (did you mean '{ALIASES[word]}'?)"
@@ -257,7 +262,7 @@ def _validate_training(table: dict[str, Any], source: str) -> None:
             raise ConfigError(f"{where} cannot be set in a preset: {MANAGED_KEYS[name]}")
         if name not in fields:
             hint = did_you_mean(name, list(fields)) or " (see `tuiwiz explain` for common keys)"
-            raise ConfigError(f"{source}: unknown key [training] {name}{hint}")
+            raise ConfigError(f"{source}: unknown key [training] {_shown(name)}{hint}")
         if reason := check_training_value(name, value):
             raise ConfigError(f"{where} {reason}")
         if name in TRAINING_CHECKS and (reason := TRAINING_CHECKS[name](value)):
@@ -277,7 +282,8 @@ def validate(raw: dict[str, Any], source: str = "preset") -> dict[str, Any]:
     allowed_top = [*TOP_LEVEL, *SECTIONS]
     for name, value in raw.items():
         if name not in allowed_top:
-            raise ConfigError(f"{source}: unknown key '{name}'{did_you_mean(name, allowed_top)}")
+            hint = did_you_mean(name, allowed_top)
+            raise ConfigError(f"{source}: unknown key '{_shown(name)}'{hint}")
         if name in SECTIONS and not isinstance(value, dict):
             raise ConfigError(f"{source}: '{name}' must be a table ([{name}])")
     for name, key in TOP_LEVEL.items():
@@ -293,9 +299,8 @@ def validate(raw: dict[str, Any], source: str = "preset") -> dict[str, Any]:
         table = raw.get(section, {})
         for name in table:
             if name not in keys:
-                raise ConfigError(
-                    f"{source}: unknown key [{section}] {name}{did_you_mean(name, list(keys))}"
-                )
+                hint = did_you_mean(name, list(keys))
+                raise ConfigError(f"{source}: unknown key [{section}] {_shown(name)}{hint}")
         out: dict[str, Any] = {}
         for name, key in keys.items():
             if name not in table:
