@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import copy
 import difflib
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -242,9 +243,16 @@ def _type_names(types: tuple[type, ...]) -> str:
     return " or ".join(names[t] for t in types)
 
 
+def _not_finite(value: Any) -> bool:
+    """NaN and infinity are floats, but no setting means anything with them."""
+    return isinstance(value, float) and not math.isfinite(value)
+
+
 def _check_value(where: str, value: Any, key: Key) -> None:
     if not _type_ok(value, key.types):
         raise ConfigError(f"{where} must be {_type_names(key.types)}, got {value!r}")
+    if _not_finite(value):
+        raise ConfigError(f"{where} must be a finite number, got {value!r}")
     if key.choices is not None and value not in key.choices:
         options = ", ".join(repr(c) for c in key.choices)
         raise ConfigError(
@@ -265,6 +273,8 @@ def _validate_training(table: dict[str, Any], source: str) -> None:
             raise ConfigError(f"{source}: unknown key [training] {_shown(name)}{hint}")
         if reason := check_training_value(name, value):
             raise ConfigError(f"{where} {reason}")
+        if _not_finite(value):
+            raise ConfigError(f"{where} must be a finite number, got {value!r}")
         if name in TRAINING_CHECKS and (reason := TRAINING_CHECKS[name](value)):
             raise ConfigError(f"{where} {reason}, got {value!r}")
     if table.get("fp16") and table.get("bf16"):
@@ -324,8 +334,32 @@ def validate(raw: dict[str, Any], source: str = "preset") -> dict[str, Any]:
         )
     training = dict(raw.get("training", {}))
     _validate_training(training, source)
-    resolved["training"] = {**TRAINING_DEFAULTS, **training}
+    resolved["training"] = {**TRAINING_DEFAULTS, **_canonical_names(training, source)}
     return resolved
+
+
+# transformers 5 renamed gradient checkpointing to activation checkpointing and keeps the old
+# names as aliases. Presets may use either; tuiwiz keeps the well-known name, here only, so
+# that every reader (the model loader, the estimator, the wizard) looks at one key.
+RENAMED = {
+    "activation_checkpointing": "gradient_checkpointing",
+    "activation_checkpointing_kwargs": "gradient_checkpointing_kwargs",
+}
+
+
+def _canonical_names(training: dict[str, Any], source: str) -> dict[str, Any]:
+    out = dict(training)
+    for new, old in RENAMED.items():
+        if new not in out:
+            continue
+        value = out.pop(new)
+        if old in out and out[old] != value:
+            raise ConfigError(
+                f"{source}: [training] {new} = {value!r} and {old} = {out[old]!r} are the same "
+                f"setting ({old} is its older name); keep one"
+            )
+        out[old] = value
+    return out
 
 
 def parse_override(text: str) -> tuple[str, str, Any]:

@@ -71,22 +71,43 @@ def find(ref: str) -> Path:
 
 
 def load(ref: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], Path]:
-    """Load, override and validate a preset. Returns the resolved configuration and its path."""
+    """Load, override and validate a preset. Returns the resolved configuration and its path.
+
+    Local model and data paths come back absolute: the preset file's relative to the file, the
+    `--set` ones relative to the working directory (tuiwiz.references)."""
+    from tuiwiz import references
+
     path = find(ref)
     raw = read_toml(path)
     if overrides:
         raw = config.apply_overrides(raw, overrides)
     resolved = config.validate(raw, source=str(path))
-    resolved["data"]["path"] = _relative_to(path, resolved["data"]["path"])
-    resolved["model"]["name_or_path"] = _relative_to(path, resolved["model"]["name_or_path"])
+    given = {".".join(config.parse_override(o)[:2]) for o in overrides or []}
+    file_keys = {f"{s}.{k}" for s, k, _ in references.REFERENCES} - given
+    references.resolve_config(resolved, path.parent.absolute(), file_keys)
+    references.resolve_config(resolved, Path.cwd(), given)
     return resolved, path
 
 
-def _relative_to(preset_path: Path, ref: str) -> str:
-    """Paths inside a preset that start with ./ or ../ are relative to the preset file."""
-    if ref.startswith(("./", "../")):
-        return str((preset_path.parent / ref).resolve())
-    return ref
+def load_run_preset(path: Path, overrides: list[str] | None = None) -> dict[str, Any]:
+    """A run's preset.toml (what ran, every path already absolute), validated, with `overrides`
+    (`--set` values: local paths relative to the working directory)."""
+    from tuiwiz import references
+
+    raw = read_toml(path)
+    if overrides:
+        raw = config.apply_overrides(raw, overrides)
+    resolved = config.validate(raw, source=str(path))
+    references.resolve_config(
+        resolved, Path.cwd(), {".".join(config.parse_override(o)[:2]) for o in overrides or []}
+    )
+    relative = references.relative_paths(resolved)
+    if relative:
+        raise ConfigError(
+            f"{path}: {relative[0]} is a relative path, so it would be read from wherever a "
+            "command runs; edit it to the absolute path of what the run trained on"
+        )
+    return resolved
 
 
 def list_presets() -> list[PresetInfo]:

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -278,3 +279,26 @@ def test_slurm_script_runs_under_a_stand_in_srun(tmp_path: Path, demo_model):
         ["bash", str(script)], capture_output=True, text=True, env=env, timeout=600
     )
     assert again.returncode == 2 and "has finished" in again.stderr
+
+
+def test_stopping_node_0_before_the_other_nodes_join(tmp_path: Path, demo_model):
+    """Node 0 waits for node 1, which never comes: `tuiwiz stop` ends the wait (torchrun has no
+    rank process to pass the stop to yet), and the run is stopped with nothing trained."""
+    run = tmp_path / "run"
+    sets = SHORT + ["launch.nnodes=2", f"launch.master_port={free_port()}"]
+    overrides = [x for s in sets for x in ("--set", s)]
+    node0 = tuiwiz("run", "demo", "--output-dir", str(run), "--detach", *overrides)
+    assert node0.returncode == 0, node0.stderr
+    deadline = time.monotonic() + 120
+    while RunDir(run).status().get("phase") != "starting" and time.monotonic() < deadline:
+        time.sleep(0.2)  # torchrun is started and waits at the rendezvous
+    stopped = tuiwiz("stop", str(run))
+    assert stopped.returncode == 0, stopped.stderr
+    pid = RunDir(run).status()["pid"]
+    deadline = time.monotonic() + 120
+    while process_alive(pid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not process_alive(pid)
+    status = RunDir(run).status()
+    assert status["state"] == "stopped" and status.get("step") is None
+    assert status["reason"] == "stopped before the first step"

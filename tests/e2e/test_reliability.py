@@ -20,11 +20,12 @@ from tuiwiz.train.rundir import RunDir
 
 pytestmark = pytest.mark.e2e
 
-# Short runs with a checkpoint every 3 steps and a loss logged at every step.
+# Short runs with a checkpoint every 3 steps and a loss logged every 2 (the mean of 2 steps: a
+# stop can land in the middle of that window).
 SHORT = [
     "training.max_steps=9",
     "training.save_steps=3",
-    "training.logging_steps=1",
+    "training.logging_steps=2",
     "data.validation_split=0",
     "training.lr_scheduler_type=linear",
 ]
@@ -78,10 +79,26 @@ def test_sigterm_then_resume_is_exact(tmp_path: Path, uninterrupted: Path):
     assert RunDir(run).status()["state"] == "stopped"
     resume(run)
     steps = [e["step"] for e in read_events(RunDir(run).events) if e["event"] == "step"]
-    assert steps == list(range(1, 10))  # continuous, no restart at step 0
+    assert steps == [2, 4, 6, 8]  # continuous (one log every 2 steps), no restart at step 0
     assert losses(run) == losses(uninterrupted)  # bit for bit, at every step
     a, b = adapter_tensors(run), adapter_tensors(uninterrupted)
     assert a.keys() == b.keys() and all((a[k] == b[k]).all() for k in a)
+
+
+def test_a_stop_in_the_middle_of_a_logging_window_resumes_exactly(
+    tmp_path: Path, uninterrupted: Path, monkeypatch
+):
+    """Stopped at step 5, between the losses logged at 4 and 6: the resumed run's loss at step 6
+    still averages steps 5 and 6, as the run left alone does (the window travels in the
+    checkpoint), so every logged loss is the same, bit for bit."""
+    monkeypatch.setenv("TUIWIZ_FAULT", "stop@5")
+    run = tmp_path / "run"
+    assert jobs.start(run, config=config()).wait() == 3
+    assert RunDir(run).latest_checkpoint()[0] == 5
+    monkeypatch.delenv("TUIWIZ_FAULT")
+    resume(run)
+    assert sorted(losses(run)) == [2, 4, 6, 8]
+    assert losses(run) == losses(uninterrupted)
 
 
 def test_sigkill_then_resume_loses_at_most_save_steps(tmp_path: Path, uninterrupted: Path):

@@ -155,7 +155,9 @@ def fake_alive(monkeypatch):
     from tuiwiz.train import registry
 
     real = registry.process_alive
-    monkeypatch.setattr(registry, "process_alive", lambda pid: pid == FAKE_PID or real(pid))
+    monkeypatch.setattr(
+        registry, "process_alive", lambda pid, run_dir=None: pid == FAKE_PID or real(pid, run_dir)
+    )
 
 
 def attach(run: Path, **kwargs) -> AttachApp:

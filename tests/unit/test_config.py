@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from tuiwiz import config
@@ -111,3 +113,47 @@ def test_effective_batch_size():
     )
     assert config.effective_batch_size(resolved) == 16
     assert config.effective_batch_size(resolved, world_size=2) == 32
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan")])
+@pytest.mark.parametrize(
+    "section, key",
+    [("training", "learning_rate"), ("training", "max_grad_norm"), ("lora", "lora_alpha")],
+)
+def test_numbers_must_be_finite(section: str, key: str, value: float):
+    with pytest.raises(ConfigError, match="must be a finite number") as info:
+        config.validate(with_(section, **{key: value}), source="p.toml")
+    assert "\n" not in str(info.value)
+
+
+def test_activation_checkpointing_is_the_same_setting_as_gradient_checkpointing():
+    """transformers 5's new name, in a preset, turns tuiwiz's checkpointing off (it is read as
+    gradient_checkpointing, whose default is on), and both names at odds are refused."""
+    resolved = config.validate(
+        with_(
+            "training",
+            activation_checkpointing=False,
+            activation_checkpointing_kwargs={"use_reentrant": True},
+        )
+    )
+    assert resolved["training"]["gradient_checkpointing"] is False
+    assert resolved["training"]["gradient_checkpointing_kwargs"] == {"use_reentrant": True}
+    assert "activation_checkpointing" not in resolved["training"]
+    with pytest.raises(ConfigError, match="are the same setting"):
+        config.validate(
+            with_("training", activation_checkpointing=False, gradient_checkpointing=True)
+        )
+
+
+def test_checkpointing_off_reaches_the_trainer_and_the_model(demo_model):
+    from tuiwiz import presets
+    from tuiwiz.train import builders
+
+    resolved = presets.load("demo", ["training.activation_checkpointing=false"])[0]
+    args = builders.training_arguments(resolved, Path("/tmp/unused"), False, notice=lambda m: None)
+    assert not args.activation_checkpointing
+    model = builders.load_model(str(demo_model), resolved)
+    assert not model.base_model.model.is_activation_checkpointing
+    resolved = presets.load("demo", ["training.gradient_checkpointing=true"])[0]
+    model = builders.load_model(str(demo_model), resolved)
+    assert model.base_model.model.is_activation_checkpointing

@@ -267,3 +267,17 @@ def test_csv_fields_beyond_the_header_are_dropped(tmp_path: Path):
     (tmp_path / "e.csv").write_bytes(b"\n\x00")
     with pytest.raises(DataError, match="cannot tell the dataset format"):
         formats.normalize(readers.read_rows(str(tmp_path / "e.csv")), "auto", {}, "e.csv")
+
+
+def test_a_lone_surrogate_is_a_skipped_row_not_a_crash(tmp_path):
+    """JSON can spell half of an emoji ("\\ud800"): that row is skipped and counted, and the
+    others tokenize."""
+    path = tmp_path / "d.jsonl"
+    path.write_text(
+        '{"instruction": "Uppercase:", "input": "abc", "output": "ABC"}\n'
+        '{"instruction": "Uppercase:", "input": "caf\\ud800", "output": "CAF"}\n'
+    )
+    rows = readers.read_rows(str(path))
+    result = formats.normalize(rows, "auto", {}, str(path))
+    assert len(result.examples) == 1
+    assert result.skipped == {formats.BROKEN_TEXT: 1}

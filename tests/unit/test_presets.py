@@ -107,3 +107,48 @@ def test_a_folder_named_like_a_preset_does_not_hide_it(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     resolved, path = presets.load("demo")
     assert path == presets.SHIPPED_DIR / "demo.toml"
+
+
+def test_bare_relative_paths_are_resolved_once_from_the_preset_file(tmp_path: Path, monkeypatch):
+    """`data/train.jsonl` (the README's own example) is the file beside the preset, whatever the
+    working directory; a run's preset.toml records it absolute."""
+    (tmp_path / "project" / "data").mkdir(parents=True)
+    (tmp_path / "project" / "data" / "train.jsonl").write_text("{}\n")
+    (tmp_path / "project" / "model").mkdir()
+    p = tmp_path / "project" / "p.toml"
+    p.write_text('[model]\nname_or_path = "model"\n[data]\npath = "data/train.jsonl"\n')
+    elsewhere = tmp_path / "elsewhere"
+    (elsewhere / "data").mkdir(parents=True)
+    (elsewhere / "data" / "train.jsonl").write_text("{}\n")  # a decoy the old code read
+    monkeypatch.chdir(elsewhere)
+    resolved, _ = presets.load(str(p))
+    assert resolved["data"]["path"] == str(tmp_path / "project" / "data" / "train.jsonl")
+    assert resolved["model"]["name_or_path"] == str(tmp_path / "project" / "model")
+
+
+def test_set_paths_are_relative_to_the_working_directory(tmp_path: Path, monkeypatch):
+    (tmp_path / "mine.jsonl").write_text("{}\n")
+    monkeypatch.chdir(tmp_path)
+    resolved, _ = presets.load("demo", ["data.path=mine.jsonl"])
+    assert resolved["data"]["path"] == str(tmp_path / "mine.jsonl")
+    assert resolved["model"]["name_or_path"] == "tuiwiz:demo-model"  # bundled names stay
+
+
+def test_hub_ids_stay_hub_ids(tmp_path: Path):
+    p = tmp_path / "p.toml"
+    p.write_text('[model]\nname_or_path = "Qwen/Qwen2.5-0.5B"\n[data]\npath = "tatsu-lab/alpaca"\n')
+    resolved, _ = presets.load(str(p))
+    assert resolved["model"]["name_or_path"] == "Qwen/Qwen2.5-0.5B"
+    assert resolved["data"]["path"] == "tatsu-lab/alpaca"
+    p.write_text('[model]\nname_or_path = "gpt2"\n[data]\npath = "train.jsonl"\n')
+    resolved, _ = presets.load(str(p))
+    assert resolved["model"]["name_or_path"] == "gpt2"  # a legacy Hub id without an owner
+    assert resolved["data"]["path"] == str(tmp_path / "train.jsonl")  # no Hub id: a local file
+
+
+def test_a_run_preset_with_a_relative_path_is_refused(tmp_path: Path):
+    p = tmp_path / "preset.toml"
+    p.write_text('[model]\nname_or_path = "./model"\n[data]\npath = "train.jsonl"\n')
+    with pytest.raises(ConfigError, match="relative path") as info:
+        presets.load_run_preset(p)
+    assert "[model] name_or_path = './model'" in str(info.value)

@@ -105,12 +105,21 @@ def check_has_validation(fr: FinishedRun) -> None:
         )
 
 
+def check_data_unchanged(fr: FinishedRun) -> dict[str, Any]:
+    """The run's [data], once it is known to be what the run trained on (DataError if not)."""
+    from tuiwiz.data import identity
+
+    data = fr.data()
+    identity.check_unchanged(fr.run.status().get("data_sha256"), data, fr.name, "scoring it")
+    return data
+
+
 def validation_examples(fr: FinishedRun, tokenizer: Any, log=lambda message: None) -> list:
     """The run's validation split, tokenized as in training (from the engine's cache)."""
     from tuiwiz.data import prepare
 
     check_has_validation(fr)
-    data = fr.data()
+    data = check_data_unchanged(fr)
     seed = fr.config["training"].get("seed", 42)
     _, validation, _ = prepare.prepare(data, tokenizer, seed=seed, log=log)
     if validation is None or len(validation) == 0:
@@ -123,6 +132,7 @@ def evaluate(fr: FinishedRun, progress: Callable[[str], None] = lambda message: 
     from tuiwiz.after.loading import load_tuned
 
     check_has_validation(fr)  # before the slow load
+    check_data_unchanged(fr)
     model, tokenizer = load_tuned(fr, progress)
     examples = validation_examples(fr, tokenizer)
     training = fr.config["training"]

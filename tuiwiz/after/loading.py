@@ -50,7 +50,6 @@ def has_adapter(run: RunDir) -> bool:
 
 def finished_run(ref: str | Path | RunDir) -> FinishedRun:
     """A run (directory, id or id prefix) that has its final adapter; TuiwizError if not."""
-    from tuiwiz import presets
     from tuiwiz.train.registry import effective_state, resolve
 
     if isinstance(ref, RunDir):
@@ -60,7 +59,7 @@ def finished_run(ref: str | Path | RunDir) -> FinishedRun:
     else:
         run = resolve(str(ref))
     if not has_adapter(run):
-        state = effective_state(run.status())
+        state = effective_state(run.status(), run.path)
         hint = {
             "running": "wait until it finishes (`tuiwiz logs RUN --follow`)",
             "stopped": "finish it with `tuiwiz resume RUN`",
@@ -71,7 +70,7 @@ def finished_run(ref: str | Path | RunDir) -> FinishedRun:
         raise TuiwizError(
             f"run {name} has no finished adapter (it is {state}); " + hint.replace("RUN", name)
         )
-    config, _ = presets.load(str(run.preset))
+    config = run.config()
     return FinishedRun(run, config)
 
 

@@ -40,11 +40,11 @@ def show_comparison(run_dir: Path) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from tuiwiz import demo, presets
+    from tuiwiz import demo
     from tuiwiz.train.rundir import RunDir
 
     run = RunDir(run_dir)
-    config, _ = presets.load(str(run.preset))
+    config = run.config()
     console = Console()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)  # library deprecation notices

@@ -9,10 +9,12 @@ import sys
 import time
 from typing import Any
 
+from tuiwiz.errors import TuiwizError
 from tuiwiz.train import events as ev
 from tuiwiz.train.jobs import Job
 
 EXIT_CODES = {"finished": 0, "failed": 1, "stopped": 3}
+FINAL_STATES = tuple(EXIT_CODES)
 
 
 def step_line(e: dict[str, Any]) -> str:
@@ -67,17 +69,25 @@ def follow_job(job: Job) -> int:
         except KeyboardInterrupt:
             print(f"tuiwiz: left running in the background (pid {job.pid}): {job.run.path}")
             return 130
-    code = job.wait()
+    status = job.run.status()
+    # The run's outcome is written before its process has wound down (the libraries' teardown
+    # takes seconds): once it is there, there is nothing left to wait for.
+    code = job.wait() if status.get("state") not in FINAL_STATES else EXIT_CODES[status["state"]]
     status = job.run.status()
     state = status.get("state", "failed")
     took = _format_duration(time.monotonic() - started)
     if state == "finished":
-        loss = f"loss {first_loss:.4f} -> {last_loss:.4f}" if first_loss is not None else ""
-        print(f"tuiwiz: finished in {took}; {loss}; adapter: {status.get('adapter')}")
+        print(f"tuiwiz: finished in {took}; {_losses(first_loss, last_loss, job)}")
+        print(f"tuiwiz: adapter: {status.get('adapter')}")
+    elif state == "stopped" and status.get("step") is None:
+        print(
+            "tuiwiz: stopped before the first step: nothing was trained; "
+            f"`tuiwiz resume {job.run.path}` starts it from the beginning"
+        )
     elif state == "stopped":
         print(
             f"tuiwiz: stopped at step {status.get('step')}; resume with "
-            f"`tuiwiz run --resume {job.run.path}`"
+            f"`tuiwiz resume {job.run.path}`"
         )
     else:
         reason = status.get("reason") or f"exit code {code}"
@@ -89,8 +99,27 @@ def follow_job(job: Job) -> int:
     return EXIT_CODES.get(state, 1)
 
 
+def _losses(first: float | None, last: float | None, job: Job) -> str:
+    """The training loss from the first logged step to the last; when no step logged one
+    (logging_steps above the number of steps), the run's mean loss from its `finished` event."""
+    if first is not None:
+        return f"loss {first:.4f} -> {last:.4f}"
+    finished = [e for e in ev.read_events(job.run.events) if e["event"] == "finished"]
+    mean = finished[-1].get("train_loss") if finished else None
+    try:
+        steps = job.run.config()["training"]["logging_steps"]
+    except TuiwizError:
+        steps = "?"
+    text = f"no step logged its loss (logging_steps = {steps} is more than the run's steps)"
+    return f"{text}; mean training loss {mean:.4f}" if mean is not None else text
+
+
+def _ended(job: Job) -> bool:
+    return not job.alive() or job.run.status().get("state") in FINAL_STATES
+
+
 def _events(job: Job):
-    return ev.follow(job.run.events, stop=lambda: not job.alive())
+    return ev.follow(job.run.events, stop=lambda: _ended(job))
 
 
 def _follow_plain(job: Job, quiet: bool = False) -> tuple[float | None, float | None]:

@@ -35,7 +35,6 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuiwiz import config as cfg
     from tuiwiz import launch, presets
     from tuiwiz.train import jobs
 
@@ -50,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
         if existing.status().get("state") == "finished":
             raise TuiwizError(f"{existing.path}: the run has finished; there is nothing to train")
         text = existing.preset.read_text(encoding="utf-8")
-        config = cfg.validate(presets.read_toml(existing.preset), source=str(existing.preset))
+        config = existing.config()
         run_dir = existing.path
     else:
         config, _ = presets.load(args.target, args.overrides)

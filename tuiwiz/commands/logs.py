@@ -29,7 +29,8 @@ def run(args: argparse.Namespace) -> int:
         offset += len(chunk)
         sys.stdout.write(chunk.decode("utf-8", errors="replace"))
         sys.stdout.flush()
-        if not args.follow or (not chunk and effective_state(run_dir.status()) != "running"):
+        running = effective_state(run_dir.status(), run_dir.path) == "running"
+        if not args.follow or (not chunk and not running):
             return 0
         if not chunk:
             time.sleep(0.5)

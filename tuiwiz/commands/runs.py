@@ -21,7 +21,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(
             {
                 "id": entry.id,
-                "state": effective_state(status),
+                "state": effective_state(status, entry.path),
                 "step": status.get("step"),
                 "max_steps": status.get("max_steps"),
                 "loss": status.get("loss"),

@@ -25,7 +25,7 @@ def request_stop(run_dir: RunDir) -> int:
     from tuiwiz.train.registry import effective_state, on_this_host
 
     status = run_dir.status()
-    state = effective_state(status)
+    state = effective_state(status, run_dir.path)
     if state != "running":
         raise TuiwizError(f"{run_dir.path}: the run is not running (state: {state})")
     if not on_this_host(status):

@@ -120,6 +120,22 @@ def to_example(row: dict[str, Any], fmt: str, columns: dict[str, str]) -> Exampl
     return Example(text=text) if text and text.strip() else "empty or non-text text"
 
 
+# JSON can spell a lone UTF-16 surrogate ("\\ud800"): not a character, so no tokenizer takes it.
+BROKEN_TEXT = "text with a broken character (a lone surrogate, as from a string cut mid-emoji)"
+
+
+def _is_text(example: Example) -> bool:
+    """Whether every string of the example is real text (encodable as UTF-8)."""
+    parts = [m["content"] for m in example.messages or []]
+    parts += [example.prompt or "", example.completion or "", example.text or ""]
+    try:
+        for part in parts:
+            part.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
+
+
 def normalize(
     rows: list[dict[str, Any]], fmt: str, columns: dict[str, str], source: str
 ) -> Normalized:
@@ -138,6 +154,8 @@ def normalize(
     result = Normalized(fmt, [])
     for row in rows:
         example = to_example(row, fmt, columns)
+        if not isinstance(example, str) and not _is_text(example):
+            example = BROKEN_TEXT
         if isinstance(example, str):
             result.skipped[example] = result.skipped.get(example, 0) + 1
         else:

@@ -106,6 +106,21 @@ def _cache_folder(data: dict[str, Any], tokenizer: Any) -> Path:
     return cache_dir() / "tokenized" / cache_key(data, tokenizer)
 
 
+def cache_problem() -> str | None:
+    """Why tokenized data cannot be cached (a read-only cache directory), or None."""
+    folder = cache_dir() / "tokenized"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        return (
+            f"the tokenization cache {folder} cannot be written ({e.strerror or e}): training "
+            "without it, so the next run tokenizes again (set TUIWIZ_CACHE_DIR to cache)"
+        )
+    return None
+
+
 def is_cached(data: dict[str, Any], tokenizer: Any) -> bool:
     return (_cache_folder(data, tokenizer) / "report.json").is_file()
 
@@ -155,8 +170,11 @@ def prepare(
         dataset = datasets.Dataset.from_dict(
             {name: [values[i] for i in keep] for name, values in columns.items()}
         )
-        _store(folder, dataset, report)
-        dataset = datasets.load_from_disk(str(folder / "dataset"))  # file-backed, memory-mapped
+        try:
+            _store(folder, dataset, report)
+            dataset = datasets.load_from_disk(str(folder / "dataset"))  # file-backed, mmapped
+        except OSError as e:  # the cache is a convenience: train without it
+            log(f"data: not cached ({e.strerror or e}); the next run tokenizes again")
     validation = None
     if data["validation_split"] > 0 and len(dataset) > 1:
         parts = dataset.train_test_split(test_size=data["validation_split"], seed=seed)

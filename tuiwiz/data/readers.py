@@ -6,6 +6,7 @@ Errors name the file and, for JSON lines, the line number; they never show a tra
 from __future__ import annotations
 
 import csv
+import functools
 import hashlib
 import json
 import re
@@ -62,16 +63,25 @@ def read_rows(ref: str, split: str = "train", subset: str = "") -> list[dict[str
 
 
 def fingerprint(ref: str, split: str = "train", subset: str = "") -> str:
-    """A content hash of a local dataset (or the Hub id, split and subset), for caching."""
+    """A content hash of a local dataset (or the Hub id, split and subset): the tokenization
+    cache's key, and what a run records to notice later that its data changed."""
+    if not is_local(ref):
+        return hashlib.sha256(f"hub:{ref}:{subset}:{split}".encode()).hexdigest()
+    files = local_files(Path(ref).expanduser())
+    # Hashed once per process for the same files unchanged (a big file takes seconds).
+    stats = tuple((str(f.absolute()), f.stat().st_size, f.stat().st_mtime_ns) for f in files)
+    return _content_hash(stats)
+
+
+@functools.lru_cache(maxsize=16)
+def _content_hash(stats: tuple[tuple[str, int, int], ...]) -> str:
     h = hashlib.sha256()
-    if is_local(ref):
-        for file in local_files(Path(ref).expanduser()):
-            h.update(file.name.encode())
-            with file.open("rb") as f:
-                for block in iter(lambda: f.read(1 << 20), b""):
-                    h.update(block)
-    else:
-        h.update(f"hub:{ref}:{subset}:{split}".encode())
+    for name, _, _ in stats:
+        file = Path(name)
+        h.update(file.name.encode())
+        with file.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                h.update(block)
     return h.hexdigest()
 
 

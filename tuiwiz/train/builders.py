@@ -107,6 +107,14 @@ def load_base_model(
     )
 
 
+def checkpointing_settings(training: dict[str, Any]) -> tuple[bool, dict[str, Any]]:
+    """Whether activations are checkpointed, and how. Presets name it gradient_checkpointing
+    (tuiwiz.config maps transformers 5's activation_checkpointing onto it)."""
+    # Non-reentrant checkpointing works with frozen inputs and with DDP (torch's recommendation).
+    kwargs = training.get("gradient_checkpointing_kwargs") or {"use_reentrant": False}
+    return bool(training.get("gradient_checkpointing")), dict(kwargs)
+
+
 def load_model(path: str, config: dict[str, Any]):
     """The base model, quantized as the preset says, prepared for k-bit training, with LoRA."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
@@ -114,9 +122,7 @@ def load_model(path: str, config: dict[str, Any]):
     lora, training = config["lora"], config["training"]
     quantization = bnb_config(config["quantization"])
     model = load_base_model(path, config)
-    checkpointing = bool(training.get("gradient_checkpointing"))
-    # Non-reentrant checkpointing works with frozen inputs and with DDP (torch's recommendation).
-    checkpointing_kwargs = {"use_reentrant": False}
+    checkpointing, checkpointing_kwargs = checkpointing_settings(training)
     if uses_fsdp(config):
         # FSDP wraps checkpointing itself (fsdp_config activation_checkpointing), and keeps every
         # weight in the storage dtype: prepare_model_for_kbit_training would upcast the
@@ -160,13 +166,18 @@ def training_arguments(
                 notice(f"no CUDA GPU: {precision} is turned off, training runs in float32")
                 training[precision] = False
         training["use_cpu"] = True
-    # transformers 5 renamed gradient_checkpointing; presets keep the well-known name.
+    # transformers 5 renamed gradient_checkpointing (the old name is a deprecated alias); the
+    # model was prepared with the same settings (load_model).
     names = {f.name for f in dataclasses.fields(SFTConfig)}
-    if "activation_checkpointing" in names and "gradient_checkpointing" in training:
-        training.setdefault("activation_checkpointing", training.pop("gradient_checkpointing"))
-        training.setdefault("activation_checkpointing_kwargs", {"use_reentrant": False})
+    checkpointing, checkpointing_kwargs = checkpointing_settings(training)
+    training.pop("gradient_checkpointing", None)
+    training.pop("gradient_checkpointing_kwargs", None)
+    if "activation_checkpointing" in names:
+        training["activation_checkpointing"] = checkpointing
+        training["activation_checkpointing_kwargs"] = checkpointing_kwargs
     else:
-        training.setdefault("gradient_checkpointing_kwargs", {"use_reentrant": False})
+        training["gradient_checkpointing"] = checkpointing
+        training["gradient_checkpointing_kwargs"] = checkpointing_kwargs
     training.setdefault("bf16", False)  # SFTConfig would turn bf16 on by default
     from tuiwiz import launch
 

@@ -61,6 +61,7 @@ class EventsCallback(TrainerCallback):
         self.main = main
         self.distributed = distributed
         self.stop_requested = False
+        self.diverged_at: int | None = None  # the step after which the weights were not finite
         self.last_loss: float | None = None
         self.evaluating_base = False  # set by BaseEvalCallback while it measures the base model
         self._last_time = time.monotonic()
@@ -91,20 +92,44 @@ class EventsCallback(TrainerCallback):
             effective_batch_size=self.started.get("effective_batch_size"),
         )
 
-    def on_step_end(self, args, state, control, **kwargs):
+    def on_step_end(self, args, state, control, model=None, **kwargs):
         stop = self.stop_requested or (self.main and self.run.stop_file.exists())
+        diverged = model is not None and not weights_finite(model)
         if self.distributed:
-            stop = _any_rank(stop, args.device)
-        if stop:
+            stop, diverged = _any_rank([stop, diverged], args.device)
+        if diverged:
+            self._diverge(state.global_step, control)
+        elif stop:
             self.stop_requested = True
             control.should_save = True
             control.should_training_stop = True
         return control
 
+    def on_epoch_end(self, args, state, control, **kwargs):
+        if self.diverged_at is not None:
+            self._diverge(self.diverged_at, control)  # nothing more to log, evaluate or save
+        return control
+
+    def _diverge(self, step: int, control) -> None:
+        """The weights are no longer numbers: stop before anything logs, evaluates or saves them,
+        so the checkpoints on disk are all finite."""
+        if self.diverged_at is None:
+            self.diverged_at = step
+        control.should_training_stop = True
+        control.should_save = False
+        control.should_log = False
+        control.should_evaluate = False
+
     def on_log(self, args, state, control, logs=None, **kwargs):
+        logs = logs or {}
+        if not all(_finite(logs.get(k)) for k in ("loss", "grad_norm", "eval_loss")):
+            # A non-finite loss or gradient norm that the weights have not shown (yet): the run
+            # cannot be trusted from here on either. Every rank logs the same (gathered) numbers,
+            # so every rank stops here together.
+            self._diverge(state.global_step, control)
+            return
         if not self.main:
             return
-        logs = logs or {}
         if "loss" in logs:
             now = time.monotonic()
             tokens = state.num_input_tokens_seen or 0
@@ -157,7 +182,7 @@ class EventsCallback(TrainerCallback):
             (path / COMPLETE_MARKER).write_text(f"{state.global_step}\n")
             self.writer.write("checkpoint", step=state.global_step, path=str(path))
             self.run.write_status(checkpoint=str(path), step=state.global_step)
-            self.run.rotate_checkpoints(self.save_total_limit)
+            self.run.rotate_checkpoints(self.save_total_limit, state.best_model_checkpoint)
 
 
 class BaseEvalCallback(TrainerCallback):
@@ -216,14 +241,32 @@ def preserved_rng() -> Iterator[None]:
             torch.cuda.set_rng_state_all(cuda_states)
 
 
-def _any_rank(flag: bool, device: Any) -> bool:
-    """Whether `flag` is true on any rank (an all-reduce: every rank must call it, in step)."""
+def weights_finite(model: Any) -> bool:
+    """Whether every trainable tensor is finite (no NaN, no inf). One fused norm over all of
+    them: a NaN or inf anywhere makes its tensor's norm NaN or inf."""
+    import torch
+
+    params = [p.detach() for p in model.parameters() if p.requires_grad]
+    if not params:
+        return True
+    norms = torch._foreach_norm(params)
+    return bool(torch.isfinite(torch.stack([n.float() for n in norms])).all())
+
+
+def _any_rank(flags: list[bool], device: Any) -> list[bool]:
+    """Which of `flags` are true on any rank (an all-reduce: every rank must call it, in step)."""
     import torch
     import torch.distributed as dist
 
-    value = torch.tensor([1 if flag else 0], dtype=torch.int32, device=device)
+    value = torch.tensor([1 if f else 0 for f in flags], dtype=torch.int32, device=device)
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return bool(value.item())
+    return [bool(v) for v in value.tolist()]
+
+
+def _finite(value: Any) -> bool:
+    import math
+
+    return not isinstance(value, int | float) or math.isfinite(value)
 
 
 def _float(value: Any) -> float | None:

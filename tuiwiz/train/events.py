@@ -56,8 +56,64 @@ def read_events(path: Path) -> list[dict[str, Any]]:
     return events
 
 
+# Fields whose type every reader relies on; an event with another type there is damaged.
+_INTEGERS = (
+    "step",
+    "max_steps",
+    "train_examples",
+    "validation_examples",
+    "effective_batch_size",
+    "world_size",
+    "trainable_params",
+    "total_params",
+    "tokens_seen",
+    "rss_bytes",
+)
+_STRINGS = ("device", "data_format", "strategy", "reason", "adapter", "path", "checkpoint")
+_NUMBERS = (
+    "time",
+    "epoch",
+    "loss",
+    "eval_loss",
+    "learning_rate",
+    "grad_norm",
+    "tokens_per_second",
+    "train_runtime",
+    "train_loss",
+)
+
+
+def is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def parse_event(line: bytes) -> dict[str, Any] | None:
+    """One line of events.jsonl as an event, or None when it cannot be one (a crash can leave NUL
+    bytes or a torn write behind; a reader skips such a line rather than break on it)."""
+    try:
+        event = json.loads(line)
+    except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError too)
+        return None
+    if not isinstance(event, dict) or not isinstance(event.get("event"), str):
+        return None
+    for name in _INTEGERS:
+        value = event.get(name)
+        if value is not None and not (isinstance(value, int) and not isinstance(value, bool)):
+            return None
+    for name in _NUMBERS:
+        value = event.get(name)
+        if value is not None and not is_number(value):
+            return None
+    for name in _STRINGS:
+        value = event.get(name)
+        if value is not None and not isinstance(value, str):
+            return None
+    return event
+
+
 def read_new(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
-    """Events after byte `offset`, and the offset after the last complete line."""
+    """Events after byte `offset`, and the offset after the last complete line. Damaged lines
+    are skipped, and said once."""
     try:
         with path.open("rb") as f:
             f.seek(offset)
@@ -66,13 +122,22 @@ def read_new(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
         return [], offset
     end = data.rfind(b"\n") + 1
     events = []
+    damaged = 0
     for line in data[:end].splitlines():
-        try:
-            event = json.loads(line)
-        except json.JSONDecodeError:
+        if not line.strip():
             continue
-        if isinstance(event, dict) and "event" in event:
+        event = parse_event(line)
+        if event is None:
+            damaged += 1
+        else:
             events.append(event)
+    if damaged:
+        from tuiwiz.notices import notice_once
+
+        notice_once(
+            f"{path}: skipped {damaged} damaged line(s) that are not events; read the rest",
+            key=f"damaged:{path}",
+        )
     return events, offset + end
 
 
@@ -94,5 +159,7 @@ def truncate_after(path: Path, step: int) -> None:
     """Keep only events up to `step` (used on resume: later steps are trained again)."""
     from tuiwiz.fileio import write_atomic
 
-    kept = [e for e in read_events(path) if e.get("step", 0) <= step and e["event"] != "finished"]
+    kept = [
+        e for e in read_events(path) if (e.get("step") or 0) <= step and e["event"] != "finished"
+    ]
     write_atomic(path, "".join(json.dumps(e, separators=(",", ":")) + "\n" for e in kept))

@@ -3,6 +3,8 @@
 Set TUIWIZ_FAULT in the training process's environment:
   oom@N        raise torch's CUDA OutOfMemoryError at the end of optimizer step N
   disk_full@N  fail the checkpoint save at step N with ENOSPC, after writing part of it
+  stop@N       a stop request (as SIGTERM or `tuiwiz stop` make) at the end of step N: a stop
+               at an exact step, which a signal from a test cannot promise
 A `:rankK` suffix (oom@3:rank1) injects the fault in rank K of a multi-process run only.
 Nothing happens when the variable is unset, which is always the case outside the test suite.
 """
@@ -27,7 +29,7 @@ def parse(value: str | None) -> tuple[str, int, int | None] | None:
         if not (selector.startswith("rank") and selector[4:].isdigit()):
             return None
         rank = int(selector[4:])
-    if not step.isdigit() or kind not in ("oom", "disk_full"):
+    if not step.isdigit() or kind not in ("oom", "disk_full", "stop"):
         return None
     return kind, int(step), rank
 
@@ -61,7 +63,17 @@ def fail_save_at(trainer: Any, step: int) -> None:
     trainer._save_checkpoint = save
 
 
-def install(trainer: Any) -> None:
+class StopAt(TrainerCallback):
+    def __init__(self, step: int, events: Any) -> None:
+        self.step, self.events = step, events
+
+    def on_step_begin(self, args, state, control, **kwargs):
+        if state.global_step + 1 == self.step:
+            self.events.request_stop()  # as the signal handler does, during the step
+
+
+def install(trainer: Any, events: Any = None) -> None:
+    """Install the fault TUIWIZ_FAULT names, if any; `events` is the run's EventsCallback."""
     fault = parse(os.environ.get("TUIWIZ_FAULT"))
     if fault is None:
         return
@@ -70,5 +82,7 @@ def install(trainer: Any) -> None:
         return
     if kind == "oom":
         trainer.add_callback(OutOfMemoryAt(step))
+    elif kind == "stop":
+        trainer.add_callback(StopAt(step, events))
     else:
         fail_save_at(trainer, step)

@@ -21,7 +21,7 @@ from typing import Any
 
 from tuiwiz.errors import TuiwizError
 from tuiwiz.train.rundir import RunDir
-from tuiwiz.train.worker import HANDSHAKE
+from tuiwiz.train.worker import ACK, HANDSHAKE
 
 
 @dataclass
@@ -67,6 +67,15 @@ def default_run_dir(name: str, root: Path | None = None) -> Path:
     return path.resolve()
 
 
+def _acknowledge(process: subprocess.Popen) -> None:
+    """Tell the training process its last handshake line arrived (see worker.Handshake)."""
+    try:
+        process.stdin.write(ACK + "\n")
+        process.stdin.close()
+    except (OSError, ValueError):  # it has exited already
+        pass
+
+
 def start(
     run_dir: Path,
     config: dict[str, Any] | None = None,
@@ -91,8 +100,9 @@ def start(
         text=True,
     )
     assert process.stdin is not None and process.stdout is not None
-    process.stdin.write(json.dumps(config) if config is not None else "")
-    process.stdin.close()
+    if config is not None:
+        process.stdin.write(json.dumps(config) + "\n")
+        process.stdin.flush()
     stray: list[str] = []
     for line in process.stdout:
         if not line.startswith(HANDSHAKE):
@@ -102,11 +112,14 @@ def start(
         if message["kind"] == "progress":
             progress(message["message"])
         elif message["kind"] == "ready":
+            _acknowledge(process)
             process.stdout.close()
             return Job(RunDir(message["run_dir"]), process, message.get("role", "run"))
         elif message["kind"] == "error":
+            _acknowledge(process)
             process.wait()
             raise TuiwizError(message["message"])
+    _acknowledge(process)
     code = process.wait()
     tail = " | ".join(stray[-3:]) or "no output"
     raise TuiwizError(f"the training process exited with code {code} before starting: {tail}")

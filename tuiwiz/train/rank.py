@@ -60,9 +60,9 @@ def run_rank(run_dir: Path, config_file: Path | None) -> int:
 
 
 def _load(path: Path) -> dict[str, Any]:
-    from tuiwiz import config, presets
+    from tuiwiz import presets
 
-    return config.validate(presets.read_toml(path), source=str(path))
+    return presets.load_run_preset(path)
 
 
 def _ready(config: dict[str, Any]) -> dict[str, Any]:

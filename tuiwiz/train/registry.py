@@ -33,16 +33,51 @@ def registry_dir() -> Path:
     return data_dir() / "runs"
 
 
+def _entry(raw: Any) -> RunEntry | None:
+    """A registry file's entry, or None when it is damaged (a field missing or of the wrong
+    type)."""
+    if not isinstance(raw, dict):
+        return None
+    run_id, path, name, created = (raw.get(k) for k in ("id", "path", "name", "created_at"))
+    if not (isinstance(run_id, str) and run_id and isinstance(path, str) and path):
+        return None
+    if not isinstance(created, int | float) or isinstance(created, bool):
+        return None
+    return RunEntry(run_id, Path(path), name if isinstance(name, str) else run_id, created)
+
+
 def _entries() -> list[RunEntry]:
     folder = registry_dir()
     out = []
     for file in folder.glob("*.json") if folder.is_dir() else []:
         try:
-            raw = json.loads(file.read_text())
-            out.append(RunEntry(raw["id"], Path(raw["path"]), raw["name"], raw["created_at"]))
-        except (OSError, ValueError, KeyError, TypeError):
-            continue  # a damaged entry hides one run, it never breaks the listing
+            entry = _entry(json.loads(file.read_bytes()))
+        except (OSError, ValueError):
+            entry = None
+        if entry is None:  # a damaged entry hides one run, it never breaks the listing
+            from tuiwiz.notices import notice_once
+
+            notice_once(f"{file}: a damaged run registry entry; that run is left out")
+            continue
+        out.append(entry)
     return sorted(out, key=lambda e: e.created_at)
+
+
+def check_writable() -> None:
+    """Fail with one line unless runs can be registered (a read-only home on a cluster node)."""
+    import tempfile
+
+    folder = registry_dir()
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as e:
+        raise TuiwizError(
+            f"{folder}: cannot write the run registry ({e.strerror or e}); tuiwiz registers every "
+            "run there so that `tuiwiz runs` finds it. Make it writable, or set TUIWIZ_DATA_DIR "
+            "to a writable directory"
+        ) from None
 
 
 def register(run: RunDir, name: str, created_at: float) -> str:
@@ -94,9 +129,11 @@ def resolve(ref: str) -> RunDir:
     return run
 
 
-def process_alive(pid: Any) -> bool:
-    """Whether `pid` is a live tuiwiz training process (not a reused pid)."""
-    if not isinstance(pid, int) or pid <= 0:
+def process_alive(pid: Any, run_dir: str | Path | None = None) -> bool:
+    """Whether `pid` is a live tuiwiz training process, and (with `run_dir`) the one training
+    that run: after a crash the pid can be reused, even by the training process of another run.
+    """
+    if not isinstance(pid, int) or isinstance(pid, bool) or pid <= 0:
         return False
     try:
         os.kill(pid, 0)
@@ -104,11 +141,26 @@ def process_alive(pid: Any) -> bool:
         return False
     except PermissionError:
         return True  # alive, owned by someone else
+    except OverflowError:
+        return False  # not a pid at all
     try:
-        cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-        return WORKER_MODULE.encode() in cmdline
+        args = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
     except OSError:
         return True  # no /proc: trust kill(0)
+    if WORKER_MODULE.encode() not in args:
+        return False
+    return run_dir is None or _trains_into(pid, args, Path(run_dir))
+
+
+def _trains_into(pid: int, args: list[bytes], run_dir: Path) -> bool:
+    """Whether the process's `--run-dir` argument names `run_dir` (relative to its own working
+    directory, as it read it)."""
+    try:
+        given = os.fsdecode(args[args.index(b"--run-dir") + 1])
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+    except (ValueError, IndexError, OSError):
+        return False
+    return os.path.realpath(os.path.join(cwd, given)) == os.path.realpath(run_dir)
 
 
 def on_this_host(status: dict[str, Any]) -> bool:
@@ -120,10 +172,15 @@ def on_this_host(status: dict[str, Any]) -> bool:
     return host is None or host == socket.gethostname()
 
 
-def effective_state(status: dict[str, Any]) -> str:
-    """The status's state, or "crashed" when it says running but its process is gone."""
-    state = status.get("state", "unknown")
-    if state == "running" and on_this_host(status) and not process_alive(status.get("pid")):
+def effective_state(status: dict[str, Any], run_dir: str | Path | None = None) -> str:
+    """The status's state, or "crashed" when it says running but its process is gone (or the pid
+    now belongs to another process: `run_dir` is the run the status belongs to)."""
+    state = status.get("state") or "unknown"
+    if (
+        state == "running"
+        and on_this_host(status)
+        and not process_alive(status.get("pid"), run_dir)
+    ):
         return "crashed"
     return state
 

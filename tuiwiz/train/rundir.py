@@ -32,6 +32,64 @@ _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 _OTHER_NODES = re.compile(r"^train-(rank|node)\d+\.log$")
 
 
+# status.json's fields that readers rely on, with the types they rely on.
+_STATUS_TYPES: dict[str, tuple[type, ...]] = {
+    "state": (str,),
+    "phase": (str,),
+    "id": (str,),
+    "host": (str,),
+    "reason": (str,),
+    "adapter": (str,),
+    "checkpoint": (str,),
+    "resume_from": (str,),
+    "data_sha256": (str,),
+    "pid": (int,),
+    "step": (int,),
+    "max_steps": (int,),
+    "world_size": (int,),
+    "effective_batch_size": (int,),
+    "failed_rank": (int,),
+    "loss": (int, float),
+    "eval_loss": (int, float),
+    "base_eval_loss": (int, float),
+    "epoch": (int, float),
+    "started_at": (int, float),
+    "updated_at": (int, float),
+    "suggestions": (list,),
+}
+
+
+def _damaged(path: Path, what: str) -> None:
+    from tuiwiz.notices import notice_once
+
+    notice_once(f"{path}: {what}; ignoring what cannot be read", key=f"damaged:{path}")
+
+
+def clean_status(raw: dict[str, Any], path: Path) -> dict[str, Any]:
+    """`raw` without the fields whose type is wrong (None stays: a field not known yet)."""
+    out = {}
+    bad = []
+    for name, value in raw.items():
+        types = _STATUS_TYPES.get(name)
+        ok = (
+            types is None
+            or value is None
+            or (isinstance(value, types) and not isinstance(value, bool))
+        )
+        if ok and name == "suggestions" and value is not None:
+            ok = all(isinstance(s, dict) and isinstance(s.get("overrides"), list) for s in value)
+        if ok:
+            out[name] = value
+        else:
+            bad.append(name)
+    if out.get("state") is not None and out["state"] not in STATES:
+        bad.append("state")
+        del out["state"]
+    if bad:
+        _damaged(path, f"field(s) of the wrong kind: {', '.join(sorted(set(bad)))}")
+    return out
+
+
 class RunDir:
     def __init__(self, path: str | Path) -> None:
         self.path = Path(path)
@@ -69,11 +127,26 @@ class RunDir:
     def is_run(self) -> bool:
         return self.preset.is_file() and self.status_file.is_file()
 
+    def config(self, overrides: list[str] | None = None) -> dict[str, Any]:
+        """The run's resolved preset (preset.toml), with `overrides` (`--set` values) applied."""
+        from tuiwiz.presets import load_run_preset
+
+        return load_run_preset(self.preset, overrides)
+
     def status(self) -> dict[str, Any]:
+        """status.json's fields; what is damaged (not JSON, not UTF-8, not an object, a field of
+        the wrong type) is left out and said once, so one bad file never breaks a listing."""
         try:
-            return json.loads(self.status_file.read_text())
-        except (FileNotFoundError, json.JSONDecodeError):
+            raw = json.loads(self.status_file.read_bytes())
+        except FileNotFoundError:
             return {}
+        except (OSError, ValueError) as e:
+            _damaged(self.status_file, f"unreadable ({type(e).__name__})")
+            return {}
+        if not isinstance(raw, dict):
+            _damaged(self.status_file, f"not a JSON object ({type(raw).__name__})")
+            return {}
+        return clean_status(raw, self.status_file)
 
     def write_status(self, **fields: Any) -> dict[str, Any]:
         status = {**self.status(), **fields, "updated_at": time.time()}
@@ -96,6 +169,11 @@ class RunDir:
             ) from None
         self._lock_fd = fd
 
+    def unlock(self) -> None:
+        if self._lock_fd is not None:
+            os.close(self._lock_fd)  # closing the descriptor releases the lock
+            self._lock_fd = None
+
     def complete_checkpoints(self) -> list[tuple[int, Path]]:
         """(step, path) of every checkpoint that was completely written, oldest first."""
         found = []
@@ -117,14 +195,18 @@ class RunDir:
                 removed.append(entry)
         return removed
 
-    def rotate_checkpoints(self, keep: int | None) -> None:
-        """Keep the newest `keep` complete checkpoints (all when keep is None or < 1)."""
+    def rotate_checkpoints(self, keep: int | None, best: str | Path | None = None) -> None:
+        """Keep the newest `keep` complete checkpoints (all when keep is None or < 1), and the
+        `best` one (the trainer's best_model_checkpoint with load_best_model_at_end) whatever
+        its age, as the trainer's own rotation does."""
         import shutil
 
         if not keep or keep < 1:
             return
+        spared = Path(best).name if best else None
         for _, path in self.complete_checkpoints()[:-keep]:
-            shutil.rmtree(path, ignore_errors=True)
+            if path.name != spared:
+                shutil.rmtree(path, ignore_errors=True)
 
     def latest_checkpoint(self) -> tuple[int, Path] | None:
         checkpoints = self.complete_checkpoints()

@@ -26,7 +26,8 @@ from tuiwiz.train.events import EventWriter
 from tuiwiz.train.rank import PID_DIR_ENV, SUPERVISOR_ENV, read_failures
 from tuiwiz.train.rundir import RunDir
 
-EXIT_CODES = {"finished": 0, "stopped": 3}
+# The final states a rank process writes itself (a diverged run fails without a rank failing).
+EXIT_CODES = {"finished": 0, "failed": 1, "stopped": 3}
 
 
 class Supervisor:
@@ -90,6 +91,11 @@ class Supervisor:
             except subprocess.TimeoutExpired:
                 if self.stop_requested:
                     self.forward(signal.SIGTERM)
+                    if not self.signalled:
+                        # No rank process yet (torchrun still waits for the other nodes, or is
+                        # starting them): nothing trains, so nothing to save; end torchrun.
+                        with contextlib.suppress(ProcessLookupError):
+                            os.killpg(process.pid, signal.SIGTERM)
 
     def forward(self, signum: int) -> None:
         """Send `signum` to every rank of this node not signalled yet (ranks note their pids)."""

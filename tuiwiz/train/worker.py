@@ -26,18 +26,71 @@ from pathlib import Path
 from typing import Any
 
 HANDSHAKE = "TUIWIZ-HANDSHAKE "
-_plain = False  # no launcher reads the handshake (--prepare in a batch script): plain lines
+ACK = "ack"
+ACK_TIMEOUT = 10.0  # seconds a launcher has to acknowledge the last handshake line
+
+
+class Handshake:
+    """The start of a run, between this process and the one that launched it (`tuiwiz run`, the
+    wizard): progress lines and one last line (ready, or error) on stdout, and the launcher's
+    acknowledgement of that last line on stdin.
+
+    The launcher can vanish at any moment (a dropped SSH connection): writing to it then fails,
+    and this process carries on without it. Whether the launcher saw the last line is what the
+    acknowledgement tells: a run that could not start, and whose reason nobody saw, leaves that
+    reason where `tuiwiz runs` shows it (see _record_unseen_failure).
+    """
+
+    def __init__(self) -> None:
+        self.plain = False  # no launcher (--prepare in a batch script): plain lines on stderr
+        self.gone = False
+
+    def say(self, kind: str, **fields: Any) -> None:
+        if self.plain:
+            if "message" in fields:
+                prefix = "error: " if kind == "error" else ""
+                print(f"tuiwiz: {prefix}{fields['message']}", file=sys.stderr, flush=True)
+            return
+        if self.gone:
+            return
+        try:
+            sys.stdout.write(HANDSHAKE + json.dumps({"kind": kind, **fields}) + "\n")
+            sys.stdout.flush()
+        except OSError:  # BrokenPipeError: the launcher is gone
+            self._lost()
+
+    def _lost(self) -> None:
+        self.gone = True
+        # Later writes (and the interpreter's last flush) must not fail on the broken pipe.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, 1)
+        os.close(devnull)
+
+    def read_config(self) -> Any:
+        """The configuration the launcher sends first: one JSON line."""
+        return json.loads(sys.stdin.readline())
+
+    def acknowledged(self) -> bool:
+        """Whether the launcher acknowledged the last line (False once it is gone)."""
+        import select
+
+        if self.plain:
+            return True
+        if self.gone:
+            return False
+        try:
+            readable, _, _ = select.select([sys.stdin], [], [], ACK_TIMEOUT)
+            return bool(readable) and sys.stdin.readline().strip() == ACK
+        except (OSError, ValueError):
+            return False
+
+
+channel = Handshake()
 
 
 def say(kind: str, **fields: Any) -> None:
     """A handshake line to the launcher (before the run starts)."""
-    if _plain:
-        if "message" in fields:
-            prefix = "error: " if kind == "error" else ""
-            print(f"tuiwiz: {prefix}{fields['message']}", file=sys.stderr, flush=True)
-        return
-    sys.stdout.write(HANDSHAKE + json.dumps({"kind": kind, **fields}) + "\n")
-    sys.stdout.flush()
+    channel.say(kind, **fields)
 
 
 class Worker:
@@ -54,6 +107,7 @@ class Worker:
         self.gpus = 0
         self.resume_from: Path | None = None
         self.prepare_only = False  # --prepare: a batch script continues (or starts) the run
+        self.data_sha256: str | None = None  # what the run trains on (recorded, checked later)
 
     @property
     def main(self) -> bool:
@@ -62,22 +116,21 @@ class Worker:
 
     # --- before the run directory exists ------------------------------------------------
     def load_config(self, preset_file: Path | None = None) -> dict[str, Any]:
-        from tuiwiz import config, presets
+        from tuiwiz import presets
         from tuiwiz.errors import TuiwizError
 
         if not self.resume:
             if preset_file is not None:  # --prepare of a batch script: the embedded preset
-                return config.validate(presets.read_toml(preset_file), source=str(preset_file))
-            return json.loads(sys.stdin.read())
+                return presets.load_run_preset(preset_file)
+            return channel.read_config()
         if not self.run.is_run():
             raise TuiwizError(f"{self.run.path}: not a tuiwiz run directory (no preset.toml)")
-        raw = presets.read_toml(self.run.preset)
-        return config.validate(raw, source=str(self.run.preset))
+        return self.run.config()
 
     def preflight(self, config: dict[str, Any]) -> dict[str, Any]:
         """Check what needs the model and data; returns what the run needs later."""
         from tuiwiz import bundled
-        from tuiwiz.data import prepare
+        from tuiwiz.data import identity, prepare
         from tuiwiz.inspect import model as inspect_model
         from tuiwiz.train import builders
 
@@ -89,6 +142,10 @@ class Worker:
                 f"{model_ref} will run on this machine",
             )
         self.check_launch(config)
+        if not self.resume:
+            from tuiwiz.train import registry
+
+            registry.check_writable()  # before anything of the run exists
         model_path = bundled.resolve_model(model_ref, lambda m: say("progress", message=m))
         # The preset keeps "tuiwiz:demo-data"; only the copy used for reading is resolved.
         data = {**config["data"], "path": bundled.resolve_data(config["data"]["path"])}
@@ -98,13 +155,27 @@ class Worker:
         inspect_model.check_target_modules(
             config["lora"]["target_modules"], list(summary.linear_modules())
         )
+        self.data_sha256 = identity.fingerprint(data)
+        if self.resume:
+            run = self.run.status().get("id") or self.run.path.name
+            identity.check_unchanged(self.run.status().get("data_sha256"), data, run, "resuming it")
         tokenizer = builders.load_tokenizer(model_path, config)
         cached = prepare.is_cached(data, tokenizer)
+        if not cached and (problem := prepare.cache_problem()):
+            say("progress", message=problem)
         normalized = None if cached else prepare.load_examples(data)
         has_validation = data["validation_split"] > 0
         builders.training_arguments(
             config, self.run.checkpoints, has_validation, notice=lambda m: None
         )
+        training = config["training"]
+        if 0 < training["max_steps"] < training["logging_steps"]:
+            say(
+                "progress",
+                message=f"logging_steps = {training['logging_steps']} is more than max_steps = "
+                f"{training['max_steps']}: no step will log its loss (the run's mean loss is "
+                "reported at the end)",
+            )
         if builders.device_kind() == "cpu":
             say(
                 "progress",
@@ -133,7 +204,7 @@ class Worker:
         import socket
 
         from tuiwiz import launch, presets
-        from tuiwiz.train import events, registry
+        from tuiwiz.train import events
 
         if launch.settings(config)["node_rank"] > 0:
             # Another node of a multi-node run: node 0 creates, registers and writes the run;
@@ -141,36 +212,33 @@ class Worker:
             self.joined = True
             self.run.path.mkdir(parents=True, exist_ok=True, mode=0o700)
             return
-        restart = False
-        if self.prepare_only and self.resume and self.run.latest_checkpoint() is None:
-            restart = True  # a batch script's run stopped before its first checkpoint: start over
-        if restart:
+        if self.resume:
             self.run_id = self.run.status().get("id") or self.run.path.name
             self.run.lock()
-            self.run.remove_incomplete_checkpoints()
-            self.run.events.write_text("")
-            self.run.write_preset(presets.to_toml(config))
-        elif self.resume:
-            self.run_id = self.run.status().get("id") or self.run.path.name
-            self.run.lock()
-            latest = self.run.latest_checkpoint()
-            if latest is None:
+            # Checked again now that no other process can train into the run: it may have
+            # finished its last step while this process started.
+            if self.run.status().get("state") == "finished":
                 from tuiwiz.errors import TuiwizError
 
-                raise TuiwizError(
-                    f"{self.run.path}: no complete checkpoint to resume from; start a new run"
-                )
+                raise TuiwizError(f"{self.run.path}: the run has finished; nothing to resume")
             for path in self.run.remove_incomplete_checkpoints():
                 print(f"removed the incomplete checkpoint {path}", file=sys.stderr)
-            events.truncate_after(self.run.events, latest[0])
-            self.resume_from = latest[1]
+            latest = self.run.latest_checkpoint()
+            if latest is None:
+                # Stopped or failed before its first checkpoint: nothing to continue from, so
+                # it trains again from step 0, in its own directory.
+                say("progress", message="no checkpoint yet: training starts again from step 0")
+                from tuiwiz.fileio import write_atomic
+
+                write_atomic(self.run.events, "")
+                self.run.write_preset(presets.to_toml(config))
+                self.resume_from = None
+            else:
+                events.truncate_after(self.run.events, latest[0])
+                self.resume_from = latest[1]
             self.run.stop_file.unlink(missing_ok=True)  # a stop asked of the run before
         else:
-            self.run.create()
-            self.run.lock()
-            self.run.write_preset(presets.to_toml(config))
-            self.resume_from = None
-            self.run_id = registry.register(self.run, config["name"], time.time())
+            self.create_run(config)
         self.run.write_status(
             id=self.run_id,
             state="running",
@@ -179,10 +247,34 @@ class Worker:
             host=socket.gethostname(),
             started_at=self.run.status().get("started_at", time.time()),
             reason=None,
+            suggestions=None,
+            failed_rank=None,
             resume_from=str(self.resume_from) if self.resume_from else None,
+            data_sha256=self.data_sha256,
         )
         shutil.rmtree(self.run.failures, ignore_errors=True)  # failures of an earlier attempt
         self.writer = events.EventWriter(self.run.events)
+
+    def create_run(self, config: dict[str, Any]) -> None:
+        """A new run directory, with its preset, registered; if any of it fails, nothing of it
+        is left behind (the same --output-dir works once the cause is fixed)."""
+        from tuiwiz import presets
+        from tuiwiz.train import registry
+
+        existed = self.run.path.exists()
+        self.run.create()
+        try:
+            self.run.lock()
+            self.run.write_preset(presets.to_toml(config))
+            self.resume_from = None
+            self.run_id = registry.register(self.run, config["name"], time.time())
+        except BaseException:
+            self.run.unlock()
+            for name in ("preset.toml", ".lock"):
+                (self.run.path / name).unlink(missing_ok=True)
+            if not existed:
+                shutil.rmtree(self.run.path, ignore_errors=True)
+            raise
 
     def warm_data_cache(self, config: dict[str, Any], ready: dict[str, Any]) -> None:
         """Tokenize once, here, so that the rank processes all read the tokenization cache."""
@@ -256,31 +348,49 @@ class Worker:
         from trl import SFTTrainer
 
         from tuiwiz.train import faults
-        from tuiwiz.train.resume import load_adapter_in_place
+        from tuiwiz.train.resume import (
+            LossWindow,
+            final_step,
+            load_adapter_in_place,
+            load_adapter_weights,
+        )
 
+        window = LossWindow(self.run.checkpoints, self.resume_from, self.rank or 0)
         trainer = SFTTrainer(
             model=model,
             args=args,
             train_dataset=train_ds,
             eval_dataset=eval_ds,
             processing_class=ready["tokenizer"],
-            callbacks=[self.callback],
+            callbacks=[window, self.callback],  # the window is saved before COMPLETE is marked
         )
-        faults.install(trainer)
-        if not builders.uses_fsdp(config):  # FSDP loads its own (sharded) checkpoint format
-            load_adapter_in_place(trainer)
+        window.trainer = trainer
+        faults.install(trainer, self.callback)
+        if self.resume_from is not None and not builders.uses_fsdp(config):
+            load_adapter_in_place(trainer)  # FSDP loads its own (sharded) checkpoint format
+        if self.resume_from is not None and (step := final_step(self.resume_from)) is not None:
+            # Stopped at its last step (by an older tuiwiz): nothing is left to train, only
+            # the adapter to write, from that checkpoint.
+            load_adapter_weights(trainer.model, self.resume_from)
+            trainer.state.global_step = trainer.state.max_steps = step
+            return self.finish(trainer, {}, ready["tokenizer"], config)
         if self.resume_from is None and eval_ds is not None and not args.eval_on_start:
             # The base model's validation loss, as the `eval` event of step 0 marked "base".
             trainer.add_callback(BaseEvalCallback(trainer, self.callback))
         result = trainer.train(
             resume_from_checkpoint=str(self.resume_from) if self.resume_from else None
         )
-        return self.finish(trainer, result.metrics, ready["tokenizer"])
+        return self.finish(trainer, result.metrics, ready["tokenizer"], config)
 
-    def finish(self, trainer: Any, metrics: dict[str, Any], tokenizer: Any) -> str:
+    def finish(
+        self, trainer: Any, metrics: dict[str, Any], tokenizer: Any, config: dict[str, Any]
+    ) -> str:
         """Record how training ended; a finished run also gets its adapter, written aside first."""
         step = trainer.state.global_step
-        if self.callback.stop_requested:
+        if self.callback.diverged_at is not None:
+            return self.fail_diverged(trainer, config)
+        # A stop that lands on the last step has nothing left to train: the run is finished.
+        if self.callback.stop_requested and step < trainer.state.max_steps:
             if self.main:
                 latest = self.run.latest_checkpoint()
                 self.writer.write(
@@ -304,6 +414,7 @@ class Worker:
             "finished",
             step=step,
             loss=self.callback.last_loss,
+            train_loss=metrics.get("train_loss"),
             train_runtime=metrics.get("train_runtime"),
             adapter=str(self.run.adapter),
         )
@@ -311,6 +422,24 @@ class Worker:
             state="finished", phase="done", step=step, adapter=str(self.run.adapter)
         )
         return "finished"
+
+    def fail_diverged(self, trainer: Any, config: dict[str, Any]) -> str:
+        """The weights stopped being finite numbers: the run fails, with what to change; its
+        checkpoints (all saved before) are kept, and no adapter is written."""
+        from tuiwiz.train.diverged import advice, reason
+
+        if self.main:
+            latest = self.run.latest_checkpoint()
+            why = reason(self.callback.diverged_at, config, latest[1] if latest else None)
+            suggestions = advice(config)
+            self.writer.write(
+                "failed",
+                step=self.callback.diverged_at,
+                reason=why,
+                suggestions=suggestions,
+            )
+            self.run.write_status(state="failed", phase="done", reason=why, suggestions=suggestions)
+        return "failed"
 
     def request_stop(self, signum: int, frame: Any) -> None:
         if self.callback is None:
@@ -370,8 +499,7 @@ def main(argv: list[str] | None = None) -> int:
 
     worker = Worker(args.run_dir, args.resume)
     if args.prepare:
-        global _plain
-        _plain = True
+        channel.plain = True
         worker.prepare_only = True
         worker.resume = worker.run.is_run()
         if worker.resume and worker.run.status().get("state") == "finished":
@@ -380,6 +508,7 @@ def main(argv: list[str] | None = None) -> int:
     signal.signal(signal.SIGTERM, worker.request_stop)
     signal.signal(signal.SIGINT, worker.request_stop)
     signal.signal(signal.SIGHUP, signal.SIG_IGN)  # a dropped SSH session must not end training
+    config = None
     try:
         config = worker.load_config(args.preset)
         ready = worker.preflight(config)
@@ -389,16 +518,18 @@ def main(argv: list[str] | None = None) -> int:
             worker.warm_data_cache(config, ready)
             say("progress", message=f"ready to train {worker.run.path}")
             return 0
-    except TuiwizError as e:
-        say("error", message=str(e))
-        return 2
-    except KeyboardInterrupt:
-        say("error", message="stopped before training started")
-        return 130
-    except Exception as e:  # an unexpected failure still gets one readable line
-        say("error", message=_reason(e))
-        traceback.print_exc()
-        return 1
+    except (TuiwizError, KeyboardInterrupt, Exception) as e:
+        if isinstance(e, TuiwizError):
+            message, code = str(e), 2
+        elif isinstance(e, KeyboardInterrupt):
+            message, code = "stopped before training started", 130
+        else:  # an unexpected failure still gets one readable line
+            message, code = _reason(e), 1
+            traceback.print_exc()
+        say("error", message=message)
+        if not channel.acknowledged() and not isinstance(e, KeyboardInterrupt):
+            _record_unseen_failure(worker, config, message)
+        return code
     role = "node" if worker.joined else "run"
     say("ready", run_dir=str(worker.run.path), pid=os.getpid(), role=role)
     _redirect_output(worker.run.node_log(_node_rank(config)) if worker.joined else worker.run.log)
@@ -425,7 +556,45 @@ def main(argv: list[str] | None = None) -> int:
             worker.writer.write("failed", step=step, reason=reason, suggestions=advice)
         worker.run.write_status(state="failed", phase="done", reason=reason, suggestions=advice)
         return 1
-    return 0 if outcome == "finished" else 3
+    finally:
+        # The outcome is written: a resume may start now, while the libraries wind down.
+        worker.run.unlock()
+    return {"finished": 0, "failed": 1}.get(outcome, 3)
+
+
+def _record_unseen_failure(worker: Worker, config: dict[str, Any] | None, reason: str) -> None:
+    """The run could not start and its launcher is gone (a dropped SSH connection), so nobody saw
+    why: record it as a failed run where `tuiwiz runs` shows it. Best effort: a run directory
+    that exists and is another run's, or cannot be written, is left alone."""
+    import socket
+
+    from tuiwiz import presets
+    from tuiwiz.errors import TuiwizError
+    from tuiwiz.train import registry
+
+    run = worker.run
+    try:
+        if worker.resume:
+            if run.is_run():
+                run.lock()  # never over a run that another process trains
+                run.write_status(state="failed", phase="done", reason=f"resume failed: {reason}")
+            return
+        if config is None or (run.path.exists() and any(run.path.iterdir())):
+            return
+        run.create()
+        run.write_preset(presets.to_toml(config))
+        run_id = registry.register(run, config["name"], time.time())
+        run.write_status(
+            id=run_id,
+            state="failed",
+            phase="checks",
+            reason=reason,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            started_at=time.time(),
+        )
+    except (OSError, TuiwizError):
+        pass
 
 
 def _quiet_libraries() -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from tuiwiz import config as cfg
@@ -197,11 +198,16 @@ class Draft:
         return copy.deepcopy(key_spec.default) if key_spec else None
 
     def resolved(self) -> dict[str, Any]:
-        """The preset resolved by the engine's validation; raises ConfigError (one line)."""
+        """The preset resolved by the engine's validation; raises ConfigError (one line).
+        Local paths typed into the wizard are relative to its working directory."""
+        from tuiwiz import references
+
         if self.invalid:
             key, reason = next(iter(self.invalid.items()))
             raise ConfigError(f"{key} {reason}")
-        return cfg.validate(self.raw, "wizard")
+        resolved = cfg.validate(self.raw, "wizard")
+        references.resolve_config(resolved, Path.cwd())
+        return resolved
 
     def problem(self) -> str | None:
         """Why the draft cannot be launched, or None."""

@@ -63,7 +63,8 @@ class RunReader:
                 raise FileNotFoundError(f"{self.run.path}: no such directory")
             status = self.run.status()
             update.status = status if isinstance(status, dict) else {}
-            update.state = str(effective_state(update.status)) if update.status else "unknown"
+            state = effective_state(update.status, self.run.path) if update.status else None
+            update.state = state or "unknown"
             update.events, update.reset = self._read_events()
             update.log_lines = self._read_log()
             if update.state == "running":

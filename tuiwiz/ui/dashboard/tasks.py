@@ -11,10 +11,9 @@ from tuiwiz.train.rundir import RunDir
 def estimate_total(run: RunDir) -> tuple[int | None, str]:
     """The run's estimated peak GPU memory from its resolved preset, or None and why not."""
     try:
-        from tuiwiz import config, presets
         from tuiwiz.estimate import estimate
 
-        resolved = config.validate(presets.read_toml(run.preset), source=str(run.preset))
+        resolved = run.config()
         return estimate(resolved).total, ""
     except Exception as e:  # the estimate is extra information, never a failure
         reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
@@ -30,11 +29,9 @@ def start_with(run: RunDir, overrides: list[str], progress: Callable[[str], None
     """
     import threading
 
-    from tuiwiz import config, presets
     from tuiwiz.train import jobs
 
-    raw = config.apply_overrides(presets.read_toml(run.preset), overrides)
-    resolved = config.validate(raw, source=str(run.preset))
+    resolved = run.config(overrides)
     target = jobs.default_run_dir(resolved["name"], root=run.path.parent)
     progress(f"starting {target.name}...")
     job = jobs.start(target, config=resolved, progress=progress)

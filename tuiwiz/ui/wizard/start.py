@@ -72,7 +72,7 @@ class StartStep(StepScreen):
         for entry, status in runs:
             option_id = f"run:{entry.id}"
             self.runs[option_id] = entry.path
-            state = effective_state(status)
+            state = effective_state(status, entry.path)
             step = f"step {status.get('step', 0)}/{status.get('max_steps', '?')}"
             label = Text.assemble(
                 ("run ", "dim"),
