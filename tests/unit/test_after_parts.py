@@ -4,6 +4,7 @@ and scoring, the model card, export safety checks, and the RNG guard of the step
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -297,3 +298,81 @@ def test_preserved_rng_restores_all_generators():
     random.seed(1)
     np.random.seed(1)
     assert after == (torch.rand(1).item(), random.random(), float(np.random.rand()))
+
+
+# --- export into a place it cannot write -------------------------------------------------------
+
+
+@pytest.fixture
+def adapter_run(tmp_path: Path) -> Path:
+    """A finished run directory as export reads it: preset, status, events and an adapter."""
+    from tuiwiz import presets
+
+    run = tmp_path / "runs" / "fake-run"
+    (run / "adapter").mkdir(parents=True)
+    config, _ = presets.load("demo")
+    (run / "preset.toml").write_text(presets.to_toml(config))
+    (run / "status.json").write_text('{"state": "finished", "id": "fake-run"}')
+    (run / "events.jsonl").write_text("")
+    (run / "adapter" / "adapter_config.json").write_text('{"r": 16}')
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"\0" * 16)
+    return run
+
+
+def _export_error(capsys, run: Path, out: Path) -> str:
+    from tuiwiz.cli import main
+
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("tuiwiz: error: ") and "\n" not in err, err
+    assert "Traceback" not in err and not captured.out
+    return err
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_export_below_a_file_is_one_line_and_writes_nothing(adapter_run, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    before = _tree(tmp_path)
+    err = _export_error(capsys, adapter_run, blocker / "deeper" / "export")
+    assert str(blocker) in err and "cannot" in err
+    assert _tree(tmp_path) == before and blocker.read_text() == "mine"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_export_into_a_read_only_folder_is_one_line(adapter_run, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        err = _export_error(capsys, adapter_run, locked / "new" / "export")
+        assert "permission denied" in err.lower() and list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_export_into_a_filesystem_that_refuses_folders(adapter_run, capsys):
+    """/proc refuses new folders even to root: the same one line."""
+    err = _export_error(capsys, adapter_run, Path("/proc/tuiwiz-export-test/export"))
+    assert "/proc" in err
+
+
+def test_export_creates_missing_parents_and_removes_them_on_failure(
+    adapter_run, tmp_path, capsys, monkeypatch
+):
+    from tuiwiz.after import export as export_module
+
+    def full_disk(fr, staging):
+        (staging / "adapter_model.safetensors").write_bytes(b"\0" * 10)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_module, "write_adapter", full_disk)
+    err = _export_error(capsys, adapter_run, tmp_path / "new" / "deeper" / "export")
+    assert "No space left on device" in err and "nothing was exported" in err
+    assert not (tmp_path / "new").exists()
