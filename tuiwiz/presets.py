@@ -46,6 +46,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -70,14 +71,26 @@ def find(ref: str) -> Path:
     )
 
 
-def load(ref: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], Path]:
-    """Load, override and validate a preset. Returns the resolved configuration and its path."""
+def load(
+    ref: str, overrides: list[str] | None = None, *, require_data: bool = True
+) -> tuple[dict[str, Any], Path]:
+    """Load, override and validate a preset. Returns the resolved configuration and its path.
+
+    An error in a value given with --set names that --set, not the file. `require_data=False`
+    (the memory estimate) accepts a preset without `[data] path`; it is then None.
+    """
     path = find(ref)
     raw = read_toml(path)
     if overrides:
         raw = config.apply_overrides(raw, overrides)
-    resolved = config.validate(raw, source=str(path))
-    resolved["data"]["path"] = _relative_to(path, resolved["data"]["path"])
+    resolved = config.validate(
+        raw,
+        source=str(path),
+        origins=config.override_origins(overrides or []),
+        require_data=require_data,
+    )
+    if resolved["data"]["path"] is not None:
+        resolved["data"]["path"] = _relative_to(path, resolved["data"]["path"])
     resolved["model"]["name_or_path"] = _relative_to(path, resolved["model"]["name_or_path"])
     return resolved, path
 
