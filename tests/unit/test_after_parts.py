@@ -253,6 +253,27 @@ def test_card_for_a_merged_local_model():
     assert "| final training loss | - |" in text
 
 
+def test_card_for_the_bundled_demo_model_says_where_it_is():
+    """`tuiwiz:demo-model` is tuiwiz's name, not something transformers can load: the card
+    points at the directory the demo model was built in."""
+    text = card.card_text(
+        _facts(base_model="tuiwiz:demo-model", base_model_path="/cache/tuiwiz/demo-model-v1")
+    )
+    assert 'from_pretrained("tuiwiz:demo-model")' not in text
+    assert 'AutoModelForCausalLM.from_pretrained("/cache/tuiwiz/demo-model-v1")' in text
+    assert "tuiwiz's bundled demo model" in text and "base_model:" not in text
+
+
+def test_card_facts_of_a_demo_run_carry_the_demo_model_directory(adapter_run, tmp_path):
+    from tuiwiz import presets
+    from tuiwiz.demo import demo_model_dir
+
+    config, _ = presets.load(str(adapter_run / "preset.toml"))
+    facts = card.facts_from_run(adapter_run, config, merged=False, dtype=None)
+    assert facts.base_model == "tuiwiz:demo-model"
+    assert facts.base_model_path == str(demo_model_dir())
+
+
 def test_check_target(tmp_path: Path):
     export.check_target(tmp_path / "new")
     (tmp_path / "empty").mkdir()
