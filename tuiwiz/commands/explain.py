@@ -28,6 +28,17 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(key, entry.summary)
         console.print(table)
         return 0
+    from tuiwiz.explain import keys_for, section_note
+
+    note = section_note(args.key)
+    if note is not None:
+        console.print(f"[bold]{note.title}[/bold]")
+        console.print(note.body, highlight=False)
+        table = Table("key", "what it is", box=None, header_style="bold")
+        for key in keys_for(note.section):
+            table.add_row(key, EXPLANATIONS[key].summary)
+        console.print(table)
+        return 0
     try:
         entry = explain(args.key)
     except KeyError as e:
