@@ -291,6 +291,17 @@ async def test_running_synthetic_run_numbers(tmp_path: Path, monkeypatch, fake_a
     assert app.return_value is None and not app.is_running
 
 
+async def test_learning_rate_and_speed_stay_apart(tmp_path: Path, monkeypatch, fake_alive):
+    """Two numbers side by side need more than spaces between them (a copy of the screen, or
+    an SVG viewer, can lose those): "1.20e-04 · 2,048 tok/s", never "1.20e-042,048"."""
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "h100_idle.json"))
+    app = attach(write_run(tmp_path / "run"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        stats = plain(screen.query_one(StatsPanel))
+        assert "lr       1.20e-04 · 2,048 tok/s" in stats, stats
+
+
 async def test_unreadable_run_directory_is_a_message(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
     run = write_run(tmp_path / "run", state="finished")

@@ -397,3 +397,70 @@ def test_export_creates_missing_parents_and_removes_them_on_failure(
     err = _export_error(capsys, adapter_run, tmp_path / "new" / "deeper" / "export")
     assert "No space left on device" in err and "nothing was exported" in err
     assert not (tmp_path / "new").exists()
+
+
+# --- a prompt to suggest; an empty answer ---------------------------------------------------
+
+
+def test_the_demo_run_suggests_a_prompt_the_demo_understands(adapter_run):
+    from tuiwiz.after.examples import as_typed, example_prompt
+    from tuiwiz.demo import DEMO_INSTRUCTION, demo_heldout_path, load_jsonl
+
+    prompt = example_prompt(adapter_run)
+    word = load_jsonl(demo_heldout_path())[0]["input"]
+    assert prompt == f"{DEMO_INSTRUCTION}\n\n{word}"  # a held-out word: never trained on
+    assert as_typed(prompt) == f"{DEMO_INSTRUCTION}\\n\\n{word}"
+
+
+def test_another_run_suggests_a_prompt_from_its_own_data(adapter_run, tmp_path):
+    import json
+
+    from tuiwiz.after.examples import example_prompt
+
+    rows = tmp_path / "chat.jsonl"
+    rows.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "Capital of France?"}]}) + "\n"
+        + json.dumps({"messages": [{"role": "user", "content": "2+2?"},
+                                   {"role": "assistant", "content": "4"}]}) + "\n"
+    )  # fmt: skip
+    preset = (adapter_run / "preset.toml").read_text()
+    preset = preset.replace('"tuiwiz:demo-model"', '"/models/mine"')
+    preset = preset.replace('"tuiwiz:demo-data"', json.dumps(str(rows)))
+    preset = preset.replace('format = "alpaca"', 'format = "auto"')
+    (adapter_run / "preset.toml").write_text(preset)
+    assert example_prompt(adapter_run) == "2+2?"  # the first row has no answer to learn from
+    rows.unlink()
+    assert example_prompt(adapter_run) is None  # nothing to suggest: no error either
+
+
+class _SilentChat:
+    """A model that answers nothing."""
+
+    name = "silent"
+
+    def stream(self, messages, settings, adapter=True, stop=None):
+        yield from (" \n" if adapter else "")
+
+
+def test_chat_says_when_an_answer_is_empty(capsys, monkeypatch):
+    from tuiwiz.commands import chat as chat_command
+
+    session = ChatSession(settings=GenerationSettings(), compare=True)
+    capsys.readouterr()
+    assert chat_command.answer_once(_SilentChat(), session, "hi", as_json=False) == 0
+    out = capsys.readouterr().out
+    assert out.count("(empty answer)") == 2, out
+    session = ChatSession(settings=GenerationSettings(), compare=False)
+    assert chat_command.answer_once(_SilentChat(), session, "hi", as_json=False) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "" and "(empty answer)" in captured.err  # stdout: the answer
+    typed = ["hi"]
+
+    def fake_input(prompt: str = "") -> str:
+        if not typed:
+            raise EOFError  # Ctrl-D ends the loop
+        return typed.pop()
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    assert chat_command.interactive(_SilentChat(), session) == 0
+    assert "(empty answer)" in capsys.readouterr().out
