@@ -128,8 +128,13 @@ def write_run(
              "suggestions": suggestions}
         )  # fmt: skip
     (path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    (path / "train.log").write_text(
-        "".join(f"step {s}: loss {2.6 * 0.96**s + 0.4:.4f}\n" for s in range(2, last_step + 1, 2))
+    (path / "train.log").write_text(  # as the Trainer prints its logs: Python dicts
+        "".join(
+            f"{{'loss': '{2.6 * 0.96**s + 0.4:.4g}', 'grad_norm': '0.8', "
+            f"'learning_rate': '{2e-4 * (1 - s / max_steps):.4g}', 'epoch': '{s * 0.03:.4g}', "
+            f"'num_input_tokens_seen': {s * 4096}}}\n"
+            for s in range(2, last_step + 1, 2)
+        )
     )
     RunDir(path).write_status(
         id="synthetic", state=state, pid=FAKE_PID, step=last_step, max_steps=max_steps,
