@@ -175,4 +175,5 @@ def test_explain_training_prints_the_section_note(capsys, monkeypatch):
     monkeypatch.setenv("COLUMNS", "200")
     assert main(["explain", "training"]) == 0
     out = capsys.readouterr().out
-    assert "Training settings" in out and "max_length" in out and "training.learning_rate" in out
+    assert "Training settings ([training])" in out and "training.learning_rate" in out
+    assert "max_length (use [data] max_seq_length)" in " ".join(out.split())
