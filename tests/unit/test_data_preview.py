@@ -82,6 +82,15 @@ def test_the_wizard_preview_without_a_tokenizer_says_so(tmp_path):
     assert "Token lengths need the model's tokenizer" in shown
 
 
+def test_the_wizard_preview_before_a_dataset_is_chosen_asks_for_one():
+    from tuiwiz.errors import DataError
+    from tuiwiz.ui.background import load_preview
+
+    data = config.validate({"model": {"name_or_path": "m"}}, require_data=False)["data"]
+    with pytest.raises(DataError, match="no dataset yet"):
+        load_preview((), data, {"name_or_path": "m", "revision": "main"})
+
+
 def _load(preset: Path):
     from tuiwiz import presets
 

@@ -55,7 +55,10 @@ def load_preview(key: tuple, draft_data: dict[str, Any], model: dict[str, Any]):
     """Dataset preview with the model's own tokenizer (chat template included)."""
     from tuiwiz.bundled import resolve_data, resolve_model
     from tuiwiz.data.preview import NoTokenizer, preview, tokenizer_for
+    from tuiwiz.errors import DataError
 
+    if not draft_data.get("path"):  # a preset opened before its data was chosen
+        raise DataError("no dataset yet: give a file, a folder or a Hub dataset id above")
     path = resolve_model(model["name_or_path"])
     data = {**draft_data, "path": resolve_data(draft_data["path"])}
     try:
