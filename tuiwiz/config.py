@@ -262,15 +262,44 @@ def _check_value(where: str, value: Any, key: Key) -> None:
         raise ConfigError(f"{where} {reason}, got {value!r}")
 
 
-def _validate_training(table: dict[str, Any], source: str) -> None:
+Origins = dict[tuple[str, str], str]  # (section, key) -> where its value came from
+
+
+@dataclass(frozen=True)
+class _Blame:
+    """Who an error message blames: the preset file, or the `--set` that gave the value."""
+
+    source: str
+    origins: Origins
+
+    def prefix(self, *keys: tuple[str, str]) -> str:
+        """`--set training.lr=1` when one of `keys` came from --set, else the file's name."""
+        return next((self.origins[k] for k in keys if k in self.origins), self.source)
+
+    def key(self, section: str, name: str) -> str:
+        """`demo.toml: [training] learning_rate`, or `--set training.learning_rate=1: [...] ...`."""
+        return f"{self.prefix((section, name))}: [{section}] {_shown(name)}"
+
+
+def override_origins(overrides: list[str]) -> Origins:
+    """Where each overridden key's value came from: `--set section.key=value` (the last wins)."""
+    origins: Origins = {}
+    for text in overrides:
+        section, key, _ = parse_override(text)
+        origins[(section, key)] = f"--set {text.strip()}"
+    return origins
+
+
+def _validate_training(table: dict[str, Any], blame: _Blame) -> None:
     fields = training_fields()
     for name, value in table.items():
-        where = f"{source}: [training] {name}"
+        where = blame.key("training", name)
         if name in MANAGED_KEYS:
             raise ConfigError(f"{where} cannot be set in a preset: {MANAGED_KEYS[name]}")
         if name not in fields:
             hint = did_you_mean(name, list(fields)) or " (see `tuiwiz explain` for common keys)"
-            raise ConfigError(f"{source}: unknown key [training] {_shown(name)}{hint}")
+            prefix = blame.prefix(("training", name))
+            raise ConfigError(f"{prefix}: unknown key [training] {_shown(name)}{hint}")
         if reason := check_training_value(name, value):
             raise ConfigError(f"{where} {reason}")
         if _not_finite(value):
@@ -278,14 +307,25 @@ def _validate_training(table: dict[str, Any], source: str) -> None:
         if name in TRAINING_CHECKS and (reason := TRAINING_CHECKS[name](value)):
             raise ConfigError(f"{where} {reason}, got {value!r}")
     if table.get("fp16") and table.get("bf16"):
-        raise ConfigError(f"{source}: [training] fp16 and bf16 are both true; choose one")
+        prefix = blame.prefix(("training", "fp16"), ("training", "bf16"))
+        raise ConfigError(f"{prefix}: [training] fp16 and bf16 are both true; choose one")
 
 
-def validate(raw: dict[str, Any], source: str = "preset") -> dict[str, Any]:
+def validate(
+    raw: dict[str, Any],
+    source: str = "preset",
+    *,
+    origins: Origins | None = None,
+    require_data: bool = True,
+) -> dict[str, Any]:
     """Check a preset's data and return it resolved: every fixed key present, defaults filled in.
 
-    `source` names the file in error messages. Raises ConfigError with a one-line message.
+    `source` names the file in error messages; `origins` (from `override_origins`) names the
+    `--set` that gave a key its value, so that an error in it blames the flag, not the file.
+    `require_data=False` accepts a preset without `[data] path` (resolved to None): the memory
+    estimate reads only the model. Raises ConfigError with a one-line message.
     """
+    blame = _Blame(source, origins or {})
     if not isinstance(raw, dict):
         raise ConfigError(f"{source}: a preset must be a TOML table")
     resolved: dict[str, Any] = {}
@@ -310,31 +350,35 @@ def validate(raw: dict[str, Any], source: str = "preset") -> dict[str, Any]:
         for name in table:
             if name not in keys:
                 hint = did_you_mean(name, list(keys))
-                raise ConfigError(f"{source}: unknown key [{section}] {_shown(name)}{hint}")
+                prefix = blame.prefix((section, name))
+                raise ConfigError(f"{prefix}: unknown key [{section}] {_shown(name)}{hint}")
         out: dict[str, Any] = {}
         for name, key in keys.items():
             if name not in table:
-                if key.required:
+                optional = section == "data" and name == "path" and not require_data
+                if key.required and not optional:
                     raise ConfigError(f"{source}: [{section}] {name} is required")
                 out[name] = copy.deepcopy(key.default)
                 continue
-            _check_value(f"{source}: [{section}] {name}", table[name], key)
+            _check_value(blame.key(section, name), table[name], key)
             out[name] = table[name]
         resolved[section] = out
     q = resolved["quantization"]
     if q["load_in_4bit"] and q["load_in_8bit"]:
+        prefix = blame.prefix(("quantization", "load_in_4bit"), ("quantization", "load_in_8bit"))
         raise ConfigError(
-            f"{source}: [quantization] load_in_4bit and load_in_8bit are both true; choose one"
+            f"{prefix}: [quantization] load_in_4bit and load_in_8bit are both true; choose one"
         )
     launch = resolved["launch"]
     if launch["node_rank"] >= launch["nnodes"]:
+        prefix = blame.prefix(("launch", "node_rank"), ("launch", "nnodes"))
         raise ConfigError(
-            f"{source}: [launch] node_rank = {launch['node_rank']} must be below nnodes = "
+            f"{prefix}: [launch] node_rank = {launch['node_rank']} must be below nnodes = "
             f"{launch['nnodes']} (nodes are numbered 0 to nnodes - 1)"
         )
     training = dict(raw.get("training", {}))
-    _validate_training(training, source)
-    resolved["training"] = {**TRAINING_DEFAULTS, **_canonical_names(training, source)}
+    _validate_training(training, blame)
+    resolved["training"] = {**TRAINING_DEFAULTS, **_canonical_names(training, blame)}
     return resolved
 
 
@@ -347,15 +391,16 @@ RENAMED = {
 }
 
 
-def _canonical_names(training: dict[str, Any], source: str) -> dict[str, Any]:
+def _canonical_names(training: dict[str, Any], blame: _Blame) -> dict[str, Any]:
     out = dict(training)
     for new, old in RENAMED.items():
         if new not in out:
             continue
         value = out.pop(new)
         if old in out and out[old] != value:
+            prefix = blame.prefix(("training", new), ("training", old))
             raise ConfigError(
-                f"{source}: [training] {new} = {value!r} and {old} = {out[old]!r} are the same "
+                f"{prefix}: [training] {new} = {value!r} and {old} = {out[old]!r} are the same "
                 f"setting ({old} is its older name); keep one"
             )
         out[old] = value

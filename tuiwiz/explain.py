@@ -127,14 +127,14 @@ _ENTRIES = (
         summary="Precision of the non-quantized weights: auto, bfloat16, float16 or float32",
         body=(
             "The number format the weights are loaded in; with 4-bit or 8-bit loading it applies "
-            "to the parts left unquantized, such as embeddings and norms. auto uses the dtype in "
-            "the model's config.json, usually bfloat16. bfloat16 (2 bytes per parameter) is the "
-            "safe choice on Ampere or newer GPUs; float16 (2 bytes) suits older GPUs but can "
-            "overflow; float32 (4 bytes) is for CPU or debugging. transformers 5.x calls this "
-            "argument dtype; torch_dtype is the older name it still accepts."
+            "to the parts left unquantized, such as embeddings and norms. With auto, tuiwiz picks "
+            "the compute dtype, not config.json's: bnb_4bit_compute_dtype when loading in 4-bit, "
+            "else bfloat16 on a CUDA GPU that supports it (float16 on one that does not), and "
+            "float32 on the CPU. bfloat16 (2 bytes per parameter) is the safe choice on Ampere "
+            "or newer GPUs; float16 can overflow; float32 (4 bytes) is for CPU or debugging."
         ),
         range="auto | bfloat16 | float16 | float32",
-        default="auto (tuiwiz and transformers 5.x; transformers 4.x loaded float32)",
+        default="auto (tuiwiz picks the compute dtype; transformers 5.x: config.json's dtype)",
     ),
     # --- quantization ----------------------------------------------------------------------------
     Explanation(
@@ -205,8 +205,8 @@ _ENTRIES = (
             "dtype and does the matrix multiply in it. Use bfloat16 on NVIDIA Ampere or newer "
             "(RTX 30xx/40xx, A100, H100), float16 on older GPUs such as the T4 or V100, which "
             "lack fast bfloat16, and float32 on CPU or to debug numerical problems, at a large "
-            "speed cost. Left unset, transformers uses float32, which is slow; bitsandbytes warns "
-            "when it differs from the dtype of the inputs."
+            "speed cost. Left unset, transformers computes in float32, which is slow. With "
+            "torch_dtype = auto, tuiwiz also loads the unquantized weights in this dtype."
         ),
         range="bfloat16 | float16 | float32",
         default="bfloat16 (tuiwiz); Hugging Face: float32 when unset",
@@ -323,9 +323,10 @@ _ENTRIES = (
             "Modules listed here are trained completely (not through a low-rank adapter) and "
             "stored in the adapter. This is needed when you add new tokens to the tokenizer, "
             "such as a chat template's special tokens: the embeddings (embed_tokens) and output "
-            "head (lm_head) must then learn them. Each listed module is copied and fully trained, "
-            "which can add hundreds of MB to memory and to the adapter on large-vocabulary "
-            "models. Leave empty for ordinary fine-tuning."
+            "head (lm_head) must then learn them. Each listed module is copied and fully trained: "
+            "an 8B model's embeddings (128,256 tokens x 4,096) are 128,256 x 4,096 x 2 bytes = "
+            "1.05 GB per copy in 16-bit, plus gradients and optimizer state, and the adapter "
+            "file grows by as much. Leave empty for ordinary fine-tuning."
         ),
         range='a list of module names, e.g. ["embed_tokens", "lm_head"]',
         default="empty (tuiwiz); PEFT: none",
@@ -547,8 +548,8 @@ _ENTRIES = (
             "keeps a few and recomputes the rest when needed. This cuts activation memory, often "
             "the largest share with long sequences, for roughly 20-30% more compute per step. "
             "Keep it on unless memory is plentiful and you want speed. transformers 5.x calls it "
-            "activation_checkpointing; gradient_checkpointing is the older alias it still "
-            "accepts until v6."
+            "activation_checkpointing: a preset may use either name (one of them), and "
+            "tuiwiz passes it on under the name the installed transformers uses."
         ),
         range="true | false",
         default="true (tuiwiz and TRL SFTConfig); Hugging Face TrainingArguments: false",
@@ -652,12 +653,13 @@ _ENTRIES = (
             "Runs most of the forward and backward pass in bfloat16, a 16-bit format with "
             "float32's range, so it rarely overflows and needs no loss scaling. It speeds up "
             "training and saves memory on hardware that supports it: NVIDIA Ampere or newer "
-            "(RTX 30xx/40xx, A100, H100) and recent CPUs. Prefer it to fp16 whenever available; "
-            "enable at most one of the two, matching model.torch_dtype and "
-            "bnb_4bit_compute_dtype."
+            "(RTX 30xx/40xx, A100, H100). Prefer it to fp16 whenever available; enable at most "
+            "one of the two, matching bnb_4bit_compute_dtype. tuiwiz trains with TRL's SFTConfig, "
+            "which turns bf16 on unless told otherwise: tuiwiz sets it false unless the preset "
+            "sets it. Without a CUDA GPU, tuiwiz turns bf16, fp16 and tf32 off (with a notice)."
         ),
         range="true | false (not together with fp16)",
-        default="false (Hugging Face TrainingArguments); TRL SFTConfig: true unless fp16 is set",
+        default="false (tuiwiz forces false unless set, and on the CPU; TRL SFTConfig: true)",
     ),
     Explanation(
         key="training.fp16",
@@ -708,10 +710,11 @@ _ENTRIES = (
             "How often the model is scored on the validation set. no never evaluates, steps "
             "evaluates every eval_steps optimizer steps, and epoch at the end of each epoch. "
             "Evaluation takes time in proportion to the validation set, but it is the reliable "
-            "way to spot overfitting. Needs a validation set (data.validation_split > 0)."
+            "way to spot overfitting. Needs a validation set: when data.validation_split > 0 "
+            "and this is unset, tuiwiz turns evaluation on itself (steps, every save_steps)."
         ),
         range="no | steps | epoch",
-        default="no (Hugging Face)",
+        default="steps when validation_split > 0, else no (tuiwiz); Hugging Face: no",
     ),
     Explanation(
         key="training.eval_steps",
@@ -719,12 +722,12 @@ _ENTRIES = (
         summary="Optimizer steps between evaluations when eval_strategy = steps",
         body=(
             "With eval_strategy = steps, the validation set is scored every this many optimizer "
-            "updates; a value below 1 is a fraction of all steps (0.1 = every 10%). Unset, it "
-            "falls back to logging_steps. Aim for 5-20 evaluations per run: enough to see the "
-            "trend, few enough not to slow training much."
+            "updates; a value below 1 is a fraction of all steps (0.1 = every 10%). When tuiwiz "
+            "turns evaluation on itself (validation_split > 0), unset means save_steps, so each "
+            "checkpoint has a validation loss. Aim for 5-20 evaluations per run."
         ),
         range="a positive integer, or a fraction in (0, 1)",
-        default="unset (Hugging Face: same as logging_steps)",
+        default="unset: save_steps when tuiwiz turns evaluation on (Hugging Face: logging_steps)",
     ),
     Explanation(
         key="training.save_strategy",
@@ -756,14 +759,83 @@ _ENTRIES = (
     Explanation(
         key="training.save_total_limit",
         title="Checkpoints to keep",
-        summary="Keep at most this many checkpoints, deleting the oldest (unset = keep all)",
+        summary="Keep the newest N complete checkpoints (plus the best one); unset = keep all",
         body=(
-            "When a new checkpoint would exceed this number, the oldest is deleted, so long runs "
-            "do not fill the disk. When the best model is tracked (load_best_model_at_end), the "
-            "best checkpoint is always kept as well. 2-3 is a sensible value."
+            "tuiwiz rotates checkpoints itself, once a new checkpoint is complete (it holds its "
+            "COMPLETE marker), so a crash during a save never leaves resume without one: it "
+            "keeps the newest N complete checkpoints and deletes older ones. With "
+            "load_best_model_at_end it keeps the best checkpoint as well, as the Trainer's own "
+            "rotation does. 2-3 is a sensible value."
         ),
         range="unset (no limit) or a positive integer; 2-3 typical",
         default="unset (Hugging Face: keep all)",
+    ),
+    Explanation(
+        key="training.load_best_model_at_end",
+        title="Load the best model at the end",
+        summary="End with the checkpoint of the best validation metric, not the last step's",
+        body=(
+            "Tracks the evaluation metric (metric_for_best_model, by default eval_loss) and, "
+            "when training ends, loads the checkpoint where it was best, so the final adapter "
+            "is the best one seen rather than the last. It needs evaluation (validation_split "
+            "> 0) on the same schedule as checkpoints (eval_steps = save_steps, as tuiwiz sets "
+            "them by default), and keeps the best checkpoint through rotation."
+        ),
+        range="true | false",
+        default="false (Hugging Face)",
+    ),
+    Explanation(
+        key="training.metric_for_best_model",
+        title="Metric for the best model",
+        summary="Which evaluation metric picks the best checkpoint (default: eval_loss)",
+        body=(
+            "The metric load_best_model_at_end compares between checkpoints, by its name in the "
+            "evaluation results, with or without the eval_ prefix: loss (the validation loss) "
+            "unless you compute other metrics. Set greater_is_better to match it: lower is "
+            "better for a loss, higher for an accuracy."
+        ),
+        range='a metric name, e.g. "eval_loss" or "loss"',
+        default="unset (Hugging Face: loss when load_best_model_at_end is on)",
+    ),
+    Explanation(
+        key="training.greater_is_better",
+        title="Greater is better",
+        summary="Whether a higher metric_for_best_model is better (false for losses)",
+        body=(
+            "Tells load_best_model_at_end which way metric_for_best_model improves. Unset, it "
+            "is true unless the metric's name ends in loss, which suits the validation loss. "
+            "Set it only for a metric of your own where the name does not tell."
+        ),
+        range="true | false | unset",
+        default="unset (Hugging Face: false for a metric ending in loss, else true)",
+    ),
+    Explanation(
+        key="training.lr_scheduler_kwargs",
+        title="Scheduler options",
+        summary="Extra options for the LR schedule, e.g. {num_cycles = 2} or {min_lr_rate = 0.1}",
+        body=(
+            "A table of arguments passed to the chosen lr_scheduler_type: num_cycles for "
+            "cosine_with_restarts, min_lr_rate or min_lr for cosine_with_min_lr (the rate the "
+            "learning rate decays to instead of 0), power and lr_end for polynomial, "
+            "num_decay_steps for warmup_stable_decay. An option the schedule does not take "
+            "makes the run fail when it starts."
+        ),
+        range="a table of the schedule's own options",
+        default="unset (Hugging Face: none)",
+    ),
+    Explanation(
+        key="training.torch_compile",
+        title="Compile the model",
+        summary="Compile the model with torch.compile: faster steps after a slow first one",
+        body=(
+            "Compiles the model's forward and backward into fused kernels with torch.compile. "
+            "Steps can be noticeably faster on recent NVIDIA GPUs, but the first steps are slow "
+            "while it compiles (minutes for a large model), a change of sequence length can "
+            "recompile, and 4-bit layers and some models are not supported everywhere. Try it "
+            "for long runs once everything else works."
+        ),
+        range="true | false",
+        default="false (Hugging Face)",
     ),
     Explanation(
         key="training.logging_steps",
@@ -920,6 +992,51 @@ _ENTRIES = (
 )
 
 EXPLANATIONS: dict[str, Explanation] = {e.key: e for e in _ENTRIES}
+
+# Other names of a key, explained once under the key they stand for: transformers 5.x renamed
+# gradient_checkpointing, and a preset may use either name.
+ALIASES: dict[str, str] = {
+    "training.activation_checkpointing": "training.gradient_checkpointing",
+}
+
+
+@dataclass(frozen=True)
+class SectionNote:
+    """What a whole section is, beyond its keys: `tuiwiz explain training`."""
+
+    section: str
+    title: str
+    body: str
+
+
+SECTION_NOTES: dict[str, SectionNote] = {
+    "training": SectionNote(
+        section="training",
+        title="Training settings ([training])",
+        body=(
+            "[training] takes any field of transformers.TrainingArguments, checked by name "
+            "(with a did-you-mean for typos) on top of tuiwiz's defaults. tuiwiz trains with "
+            "TRL's SFTConfig and sets some of its options itself, so a preset cannot: "
+            "output_dir (the run directory: `tuiwiz run --output-dir DIR`), max_length (use "
+            "[data] max_seq_length), packing (use [data] packing), "
+            "include_num_input_tokens_seen (tokens/s and tokens seen come from it), "
+            "disable_tqdm (progress goes to the run directory), save_only_model (checkpoints "
+            "keep the optimizer state for an exact resume) and dataset_num_proc (tuiwiz "
+            "tokenizes the data itself). resume_from_checkpoint (use `tuiwiz resume RUN`) and "
+            "hub_token (set HF_TOKEN) are refused too. SFTConfig's own fields, such as "
+            "dataset_text_field or completion_only_loss, are not accepted: [data] covers what "
+            "they do. tuiwiz also decides bf16, eval_strategy, eval_steps, save_total_limit and "
+            "the checkpointing kwargs where a preset leaves them unset: see each key."
+        ),
+    ),
+}
+
+
+def section_note(name: str) -> SectionNote | None:
+    """The note of a section ("training", "[training]"), or None."""
+    return SECTION_NOTES.get(_normalize(name).strip("[]"))
+
+
 SECTIONS: tuple[str, ...] = tuple(dict.fromkeys(k.split(".", 1)[0] for k in EXPLANATIONS))
 
 # bare key -> every full key with that name ("r" -> ["lora.r"])
@@ -962,6 +1079,7 @@ def explain(key: str) -> Explanation:
     if not isinstance(key, str):
         raise TypeError(f"explain() takes a key string, got {type(key).__name__}")
     norm = _normalize(key)
+    norm = ALIASES.get(norm) or ALIASES.get(f"training.{norm}") or norm
     if norm in EXPLANATIONS:
         return EXPLANATIONS[norm]
     if "." not in norm and norm in _BARE:

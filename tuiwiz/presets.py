@@ -46,6 +46,7 @@ def read_toml(path: Path) -> dict[str, Any]:
         raise ConfigError(f"{path}: not UTF-8 text ({e.reason} at byte {e.start})") from None
     except OSError as e:
         raise ConfigError(f"{path}: cannot read ({e.strerror})") from None
+    text = text.removeprefix("\ufeff")  # a byte order mark, as some Windows editors write
     try:
         return tomllib.loads(text)
     except tomllib.TOMLDecodeError as e:
@@ -70,22 +71,33 @@ def find(ref: str) -> Path:
     )
 
 
-def load(ref: str, overrides: list[str] | None = None) -> tuple[dict[str, Any], Path]:
+def load(
+    ref: str, overrides: list[str] | None = None, *, require_data: bool = True
+) -> tuple[dict[str, Any], Path]:
     """Load, override and validate a preset. Returns the resolved configuration and its path.
 
-    Local model and data paths come back absolute: the preset file's relative to the file, the
-    `--set` ones relative to the working directory (tuiwiz.references)."""
+    An error in a value given with --set names that --set, not the file. `require_data=False`
+    (the memory estimate) accepts a preset without `[data] path`; it is then None. Local model
+    and data paths come back absolute: the preset file's relative to the file, the `--set` ones
+    relative to the working directory (tuiwiz.references).
+    """
     from tuiwiz import references
 
     path = find(ref)
     raw = read_toml(path)
     if overrides:
         raw = config.apply_overrides(raw, overrides)
-    resolved = config.validate(raw, source=str(path))
+    resolved = config.validate(
+        raw,
+        source=str(path),
+        origins=config.override_origins(overrides or []),
+        require_data=require_data,
+    )
     given = {".".join(config.parse_override(o)[:2]) for o in overrides or []}
     file_keys = {f"{s}.{k}" for s, k, _ in references.REFERENCES} - given
     references.resolve_config(resolved, path.parent.absolute(), file_keys)
     references.resolve_config(resolved, Path.cwd(), given)
+    return resolved, path
     return resolved, path
 
 

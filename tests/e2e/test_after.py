@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from tuiwiz.errors import TuiwizError
 from tuiwiz.train.events import read_events
 from tuiwiz.train.rundir import RunDir
 
@@ -238,7 +239,7 @@ def test_export_failure_leaves_nothing(run: Path, tmp_path: Path, monkeypatch):
         raise OSError(28, "No space left on device")
 
     monkeypatch.setattr(export_module, "write_adapter", broken)
-    with pytest.raises(OSError):
+    with pytest.raises(TuiwizError, match="No space left on device.*nothing was exported"):
         export_module.export(finished_run(run), tmp_path / "out")
     assert list(tmp_path.iterdir()) == []
 

@@ -128,8 +128,13 @@ def write_run(
              "suggestions": suggestions}
         )  # fmt: skip
     (path / "events.jsonl").write_text("".join(json.dumps(e) + "\n" for e in events))
-    (path / "train.log").write_text(
-        "".join(f"step {s}: loss {2.6 * 0.96**s + 0.4:.4f}\n" for s in range(2, last_step + 1, 2))
+    (path / "train.log").write_text(  # as the Trainer prints its logs: Python dicts
+        "".join(
+            f"{{'loss': '{2.6 * 0.96**s + 0.4:.4g}', 'grad_norm': '0.8', "
+            f"'learning_rate': '{2e-4 * (1 - s / max_steps):.4g}', 'epoch': '{s * 0.03:.4g}', "
+            f"'num_input_tokens_seen': {s * 4096}}}\n"
+            for s in range(2, last_step + 1, 2)
+        )
     )
     RunDir(path).write_status(
         id="synthetic", state=state, pid=FAKE_PID, step=last_step, max_steps=max_steps,
@@ -291,6 +296,17 @@ async def test_running_synthetic_run_numbers(tmp_path: Path, monkeypatch, fake_a
         assert not screen.stopping and app.is_running
         await pilot.press("d")
     assert app.return_value is None and not app.is_running
+
+
+async def test_learning_rate_and_speed_stay_apart(tmp_path: Path, monkeypatch, fake_alive):
+    """Two numbers side by side need more than spaces between them (a copy of the screen, or
+    an SVG viewer, can lose those): "1.20e-04 · 2,048 tok/s", never "1.20e-042,048"."""
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "h100_idle.json"))
+    app = attach(write_run(tmp_path / "run"))
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        stats = plain(screen.query_one(StatsPanel))
+        assert "lr       1.20e-04 · 2,048 tok/s" in stats, stats
 
 
 async def test_unreadable_run_directory_is_a_message(tmp_path: Path, monkeypatch):

@@ -237,3 +237,48 @@ def test_an_error_while_answering_is_shown_not_raised(tmp_path: Path):
         assert "RuntimeError" in status(app)
 
     drive(app, script)
+
+
+def demo_run_dir(tmp_path: Path) -> Path:
+    """A run directory of the demo preset, as far as Try it reads it before the model loads."""
+    from tuiwiz import presets
+
+    run = tmp_path / "run"
+    run.mkdir()
+    config, _ = presets.load("demo")
+    (run / "preset.toml").write_text(presets.to_toml(config))
+    return run
+
+
+def test_the_placeholder_suggests_a_prompt_the_demo_understands(tmp_path: Path):
+    from tuiwiz.demo import DEMO_INSTRUCTION, demo_heldout_path, load_jsonl
+
+    word = load_jsonl(demo_heldout_path())[0]["input"]
+    app = TryApp(demo_run_dir(tmp_path), lambda run_dir, progress: FakeChat())
+
+    async def script(pilot) -> None:
+        await settle(pilot)
+        placeholder = app.screen.query_one("#tryit-prompt", Input).placeholder
+        assert f"e.g. {DEMO_INSTRUCTION}\\n\\n{word}" in placeholder, placeholder
+
+    drive(app, script)
+
+
+def test_an_empty_answer_says_so(tmp_path: Path):
+    class Silent(FakeChat):
+        def stream(self, messages, settings, adapter=True, stop=None):
+            self.calls.append((adapter, settings))
+            yield from (["  \n"] if adapter else [])
+
+    app = TryApp(tmp_path, lambda run_dir, progress: Silent())
+
+    async def script(pilot) -> None:
+        await settle(pilot)
+        await pilot.press(*"hi", "enter")
+        await settle(pilot)
+        for side in ("tuned", "base"):
+            shown = str(app.screen.query_one(f"#tryit-{side}-text", Static).render())
+            assert shown == "(empty answer)", (side, shown)
+        assert status(app).startswith("Answers to: hi")
+
+    drive(app, script)

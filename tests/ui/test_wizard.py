@@ -196,6 +196,42 @@ async def test_preset_opens_at_review_and_a_suggestion_applies_with_one_key(monk
         assert after == first.total_bytes and after < before
 
 
+async def test_review_estimates_before_a_dataset_is_chosen(tmp_path, monkeypatch):
+    """A preset without [data] path opens at Review: the memory estimate is there (it needs
+    only the model), and launch waits for a dataset."""
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "two_gpus_busy.json"))
+    path = tmp_path / "model-only.toml"
+    path.write_text(f'[model]\nname_or_path = "{QWEN}"\n')
+    resolved, _ = presets.load(str(path), require_data=False)
+    app = TuiwizApp(Draft(resolved), start="review")
+    async with app.run_test(size=(100, 50)) as pilot:
+        await lookups_done(pilot)
+        assert "[data] path is required" in text_of(pilot, "#problem")
+        assert app.screen.query_one("#launch", Button).disabled
+        memory = text_of(pilot, "#memory")
+        assert "Estimated peak GPU memory" in memory and "GPU 0" in memory
+
+
+async def test_review_on_a_machine_without_a_gpu_says_it_trains_on_the_cpu(demo_model, monkeypatch):
+    """No GPU at all: the run trains on the CPU; nothing claims GPUs are missing."""
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
+    resolved, _ = presets.load("demo")
+    app = TuiwizApp(Draft(resolved), start="review")
+    async with app.run_test(size=(100, 50)) as pilot:
+        await lookups_done(pilot)
+        memory = text_of(pilot, "#memory")
+        assert "Training will run on the CPU" in memory
+        assert "✗" not in memory and "need" not in memory and "processes" not in memory
+
+
+def test_missing_gpus_line_speaks_in_the_singular_and_plural():
+    from tuiwiz.ui.wizard.review import missing_gpus_line
+
+    assert missing_gpus_line(1, 0) == "✗ 1 process needs 1 GPU; none visible"
+    assert missing_gpus_line(2, 1) == "✗ 2 processes need 2 GPUs; 1 visible"
+    assert missing_gpus_line(4, 2) == "✗ 4 processes need 4 GPUs; 2 visible"
+
+
 @needs_launch
 async def test_review_checks_every_gpu_a_two_gpu_fsdp_run_uses(monkeypatch):
     """Two GPUs, FSDP over both: one bar and verdict per GPU with the per-GPU estimate, each

@@ -4,6 +4,7 @@ and scoring, the model card, export safety checks, and the RNG guard of the step
 from __future__ import annotations
 
 import math
+import os
 from pathlib import Path
 
 import pytest
@@ -252,6 +253,27 @@ def test_card_for_a_merged_local_model():
     assert "| final training loss | - |" in text
 
 
+def test_card_for_the_bundled_demo_model_says_where_it_is():
+    """`tuiwiz:demo-model` is tuiwiz's name, not something transformers can load: the card
+    points at the directory the demo model was built in."""
+    text = card.card_text(
+        _facts(base_model="tuiwiz:demo-model", base_model_path="/cache/tuiwiz/demo-model-v1")
+    )
+    assert 'from_pretrained("tuiwiz:demo-model")' not in text
+    assert 'AutoModelForCausalLM.from_pretrained("/cache/tuiwiz/demo-model-v1")' in text
+    assert "tuiwiz's bundled demo model" in text and "base_model:" not in text
+
+
+def test_card_facts_of_a_demo_run_carry_the_demo_model_directory(adapter_run, tmp_path):
+    from tuiwiz import presets
+    from tuiwiz.demo import demo_model_dir
+
+    config, _ = presets.load(str(adapter_run / "preset.toml"))
+    facts = card.facts_from_run(adapter_run, config, merged=False, dtype=None)
+    assert facts.base_model == "tuiwiz:demo-model"
+    assert facts.base_model_path == str(demo_model_dir())
+
+
 def test_check_target(tmp_path: Path):
     export.check_target(tmp_path / "new")
     (tmp_path / "empty").mkdir()
@@ -297,3 +319,148 @@ def test_preserved_rng_restores_all_generators():
     random.seed(1)
     np.random.seed(1)
     assert after == (torch.rand(1).item(), random.random(), float(np.random.rand()))
+
+
+# --- export into a place it cannot write -------------------------------------------------------
+
+
+@pytest.fixture
+def adapter_run(tmp_path: Path) -> Path:
+    """A finished run directory as export reads it: preset, status, events and an adapter."""
+    from tuiwiz import presets
+
+    run = tmp_path / "runs" / "fake-run"
+    (run / "adapter").mkdir(parents=True)
+    config, _ = presets.load("demo")
+    (run / "preset.toml").write_text(presets.to_toml(config))
+    (run / "status.json").write_text('{"state": "finished", "id": "fake-run"}')
+    (run / "events.jsonl").write_text("")
+    (run / "adapter" / "adapter_config.json").write_text('{"r": 16}')
+    (run / "adapter" / "adapter_model.safetensors").write_bytes(b"\0" * 16)
+    return run
+
+
+def _export_error(capsys, run: Path, out: Path) -> str:
+    from tuiwiz.cli import main
+
+    capsys.readouterr()
+    assert main(["export", str(run), "--out", str(out)]) == 2
+    captured = capsys.readouterr()
+    err = captured.err.strip()
+    assert err.startswith("tuiwiz: error: ") and "\n" not in err, err
+    assert "Traceback" not in err and not captured.out
+    return err
+
+
+def _tree(folder: Path) -> list[str]:
+    return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
+
+
+def test_export_below_a_file_is_one_line_and_writes_nothing(adapter_run, tmp_path, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("mine")
+    before = _tree(tmp_path)
+    err = _export_error(capsys, adapter_run, blocker / "deeper" / "export")
+    assert str(blocker) in err and "cannot" in err
+    assert _tree(tmp_path) == before and blocker.read_text() == "mine"
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes into read-only folders")
+def test_export_into_a_read_only_folder_is_one_line(adapter_run, tmp_path, capsys):
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    locked.chmod(0o500)
+    try:
+        err = _export_error(capsys, adapter_run, locked / "new" / "export")
+        assert "permission denied" in err.lower() and list(locked.iterdir()) == []
+    finally:
+        locked.chmod(0o700)
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux /proc")
+def test_export_into_a_filesystem_that_refuses_folders(adapter_run, capsys):
+    """/proc refuses new folders even to root: the same one line."""
+    err = _export_error(capsys, adapter_run, Path("/proc/tuiwiz-export-test/export"))
+    assert "/proc" in err
+
+
+def test_export_creates_missing_parents_and_removes_them_on_failure(
+    adapter_run, tmp_path, capsys, monkeypatch
+):
+    from tuiwiz.after import export as export_module
+
+    def full_disk(fr, staging):
+        (staging / "adapter_model.safetensors").write_bytes(b"\0" * 10)
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(export_module, "write_adapter", full_disk)
+    err = _export_error(capsys, adapter_run, tmp_path / "new" / "deeper" / "export")
+    assert "No space left on device" in err and "nothing was exported" in err
+    assert not (tmp_path / "new").exists()
+
+
+# --- a prompt to suggest; an empty answer ---------------------------------------------------
+
+
+def test_the_demo_run_suggests_a_prompt_the_demo_understands(adapter_run):
+    from tuiwiz.after.examples import as_typed, example_prompt
+    from tuiwiz.demo import DEMO_INSTRUCTION, demo_heldout_path, load_jsonl
+
+    prompt = example_prompt(adapter_run)
+    word = load_jsonl(demo_heldout_path())[0]["input"]
+    assert prompt == f"{DEMO_INSTRUCTION}\n\n{word}"  # a held-out word: never trained on
+    assert as_typed(prompt) == f"{DEMO_INSTRUCTION}\\n\\n{word}"
+
+
+def test_another_run_suggests_a_prompt_from_its_own_data(adapter_run, tmp_path):
+    import json
+
+    from tuiwiz.after.examples import example_prompt
+
+    rows = tmp_path / "chat.jsonl"
+    rows.write_text(
+        json.dumps({"messages": [{"role": "user", "content": "Capital of France?"}]}) + "\n"
+        + json.dumps({"messages": [{"role": "user", "content": "2+2?"},
+                                   {"role": "assistant", "content": "4"}]}) + "\n"
+    )  # fmt: skip
+    preset = (adapter_run / "preset.toml").read_text()
+    preset = preset.replace('"tuiwiz:demo-model"', '"/models/mine"')
+    preset = preset.replace('"tuiwiz:demo-data"', json.dumps(str(rows)))
+    preset = preset.replace('format = "alpaca"', 'format = "auto"')
+    (adapter_run / "preset.toml").write_text(preset)
+    assert example_prompt(adapter_run) == "2+2?"  # the first row has no answer to learn from
+    rows.unlink()
+    assert example_prompt(adapter_run) is None  # nothing to suggest: no error either
+
+
+class _SilentChat:
+    """A model that answers nothing."""
+
+    name = "silent"
+
+    def stream(self, messages, settings, adapter=True, stop=None):
+        yield from (" \n" if adapter else "")
+
+
+def test_chat_says_when_an_answer_is_empty(capsys, monkeypatch):
+    from tuiwiz.commands import chat as chat_command
+
+    session = ChatSession(settings=GenerationSettings(), compare=True)
+    capsys.readouterr()
+    assert chat_command.answer_once(_SilentChat(), session, "hi", as_json=False) == 0
+    out = capsys.readouterr().out
+    assert out.count("(empty answer)") == 2, out
+    session = ChatSession(settings=GenerationSettings(), compare=False)
+    assert chat_command.answer_once(_SilentChat(), session, "hi", as_json=False) == 0
+    captured = capsys.readouterr()
+    assert captured.out.strip() == "" and "(empty answer)" in captured.err  # stdout: the answer
+    typed = ["hi"]
+
+    def fake_input(prompt: str = "") -> str:
+        if not typed:
+            raise EOFError  # Ctrl-D ends the loop
+        return typed.pop()
+
+    monkeypatch.setattr("builtins.input", fake_input)
+    assert chat_command.interactive(_SilentChat(), session) == 0
+    assert "(empty answer)" in capsys.readouterr().out

@@ -157,3 +157,50 @@ def test_checkpointing_off_reaches_the_trainer_and_the_model(demo_model):
     resolved = presets.load("demo", ["training.gradient_checkpointing=true"])[0]
     model = builders.load_model(str(demo_model), resolved)
     assert model.base_model.model.is_activation_checkpointing
+
+
+# --- the estimate needs no data; --set errors name the --set flag --------------------------------
+
+
+def test_data_path_is_optional_only_when_asked():
+    no_data = {"model": {"name_or_path": "m"}}
+    with pytest.raises(ConfigError, match=r"p.toml: \[data\] path is required"):
+        config.validate(no_data, source="p.toml")
+    resolved = config.validate(no_data, source="p.toml", require_data=False)
+    assert resolved["data"]["path"] is None
+    assert resolved["data"]["max_seq_length"] == 1024  # the rest is resolved as usual
+
+
+@pytest.mark.parametrize(
+    ("override", "needle"),
+    [
+        ("training.learning_rate=-1", "--set training.learning_rate=-1: [training] learning_rate"),
+        ("training.learning_rate=nan", "--set training.learning_rate=nan"),
+        ("training.lr=1e-4", "--set training.lr=1e-4: unknown key [training] lr"),
+        ("lora.r=0", "--set lora.r=0: [lora] r must be > 0"),
+        ("lora.rank=8", "--set lora.rank=8: unknown key [lora] rank (did you mean 'r'?)"),
+        ("data.format=chat", "--set data.format=chat: [data] format = 'chat' is not one of"),
+        ("training.output_dir=x", "--set training.output_dir=x: [training] output_dir cannot"),
+    ],
+)
+def test_an_error_in_a_set_value_names_the_set_flag(override, needle):
+    raw = config.apply_overrides(MINIMAL, [override])
+    with pytest.raises(ConfigError) as info:
+        config.validate(raw, source="demo.toml", origins=config.override_origins([override]))
+    text = str(info.value)
+    assert text.startswith(needle), text
+    assert "demo.toml" not in text  # the preset file is not to blame
+
+
+def test_an_error_in_the_file_still_names_the_file():
+    raw = config.apply_overrides(with_("lora", r=0), ["training.learning_rate=1e-4"])
+    origins = config.override_origins(["training.learning_rate=1e-4"])
+    with pytest.raises(ConfigError, match=r"^demo.toml: \[lora\] r must be > 0"):
+        config.validate(raw, source="demo.toml", origins=origins)
+
+
+def test_a_rule_between_two_keys_names_the_set_flag_it_involves():
+    override = "training.fp16=true"
+    raw = config.apply_overrides(with_("training", bf16=True), [override])
+    with pytest.raises(ConfigError, match=r"^--set training.fp16=true: .*fp16 and bf16"):
+        config.validate(raw, source="demo.toml", origins=config.override_origins([override]))

@@ -131,6 +131,28 @@ def test_missing_columns_for_explicit_format():
         formats.normalize([{"instruction": "a"}], "alpaca", {}, "d")
 
 
+def test_a_missing_unmapped_column_suggests_mapping_that_column():
+    with pytest.raises(DataError) as info:
+        formats.normalize([{"instruction": "a", "response": "b"}], "alpaca", {}, "d.jsonl")
+    text = str(info.value)
+    assert "needs column output, found instruction, response" in text
+    assert '[data] columns = {output = "your_column"}' in text  # not {instruction = ...}
+
+
+def test_a_mapping_to_a_missing_column_says_so():
+    """output = "answer" but the data has no answer column: the mapping is what to fix."""
+    rows = [{"instruction": "a", "response": "b"}]
+    for fmt in ("alpaca", "auto"):
+        with pytest.raises(DataError) as info:
+            formats.normalize(rows, fmt, {"output": "answer"}, "d.jsonl")
+        text = str(info.value)
+        assert text.startswith("d.jsonl: ") and "\n" not in text
+        assert 'the mapped column "answer" (for output) is missing' in text, text
+        assert "columns found: instruction, response" in text
+        assert "[data] columns" in text and "output" in text
+        assert "instruction =" not in text
+
+
 def test_bad_rows_are_skipped_and_counted():
     rows = [
         *ALPACA,

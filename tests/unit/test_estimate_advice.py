@@ -225,3 +225,17 @@ def test_bad_target_in_a_real_process(tmp_path):
     )
     assert result.returncode == 2 and result.stdout == ""
     assert result.stderr.count("\n") == 1 and "the model has no wq" in result.stderr
+
+
+def test_estimate_before_choosing_data(capsys, tmp_path, monkeypatch):
+    """The estimate reads only the model's config.json: a preset without [data] path estimates,
+    as does a --set on one, while `tuiwiz data` (like `tuiwiz run`) still asks for the data."""
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "h100_idle.json"))
+    path = tmp_path / "model-only.toml"
+    path.write_text(f'[model]\nname_or_path = "{REFERENCE / "tinyllama-1.1b-chat-v1.0"}"\n')
+    data = estimate_json(capsys, str(path))
+    assert data["memory"]["total_bytes"] > 0 and data["fits"] is True
+    data = estimate_json(capsys, str(path), "--set", "data.max_seq_length=4096")
+    assert data["assumptions"]["sequence_length"] == 4096
+    err = one_line_error(capsys, ["data", str(path)])
+    assert "[data] path is required" in err

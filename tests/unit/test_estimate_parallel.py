@@ -281,8 +281,8 @@ def launch_preset(tmp_path, monkeypatch):
     load = presets.load
     launch: dict = {}
 
-    def load_with_launch(preset, overrides=()):
-        config, where = load(preset, list(overrides))
+    def load_with_launch(preset, overrides=(), **options):
+        config, where = load(preset, list(overrides), **options)
         if launch:
             config = with_launch(config, **launch)
         return config, where

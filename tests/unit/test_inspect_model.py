@@ -241,3 +241,55 @@ def test_the_fast_path_imports_no_heavy_library(tmp_path):
     )
     assert json.loads(result.stdout)["source"] == "config"
     assert result.stderr.strip().splitlines()[-1] == "[]"
+
+
+# --- absurd or wrong-typed values in config.json: one line naming the key and the file ----------
+
+SMOLLM = json.loads((REFERENCE / "smollm2-135m" / "config.json").read_text())
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "needle"),
+    [
+        ("vocab_size", 1e12, "whole number"),  # a float: JSON 1e12
+        ("vocab_size", -5, "at least 1"),
+        ("vocab_size", 0, "at least 1"),
+        ("vocab_size", 1.5, "whole number"),
+        ("vocab_size", "abc", "whole number"),
+        ("vocab_size", True, "whole number"),
+        ("vocab_size", 10**12, "at most"),
+        ("hidden_size", 10**9, "at most"),
+        ("num_hidden_layers", 10**7, "at most"),  # the fast path would loop for minutes
+        ("num_attention_heads", 0, "at least 1"),
+        ("intermediate_size", -1, "at least 1"),
+    ],
+)
+def test_absurd_config_values_are_one_line(capsys, tmp_path, key, value, needle):
+    folder = write_config(tmp_path / "m", **{**SMOLLM, key: value})
+    err = bad(capsys, "inspect", str(folder))
+    assert f"{folder / 'config.json'}: " in err and key in err and needle in err, err
+
+
+def test_absurd_values_on_the_exact_path_too(capsys, tmp_path):
+    """gpt2 goes through transformers (the meta device): the check comes first there too."""
+    folder = gpt2_dir(tmp_path)
+    config = json.loads((folder / "config.json").read_text())
+    (folder / "config.json").write_text(json.dumps({**config, "n_layer": -2}))
+    err = bad(capsys, "inspect", str(folder))
+    assert "n_layer" in err and "at least 1" in err and str(folder / "config.json") in err
+
+
+def test_a_nested_text_config_is_checked(tmp_path):
+    from tuiwiz.errors import ModelError
+
+    path = tmp_path / "config.json"
+    path.write_text(json.dumps({"model_type": "x", "text_config": {"vocab_size": -1}}))
+    with pytest.raises(ModelError, match=r"text_config\.vocab_size"):
+        inspect_model.read_raw_config(path)
+
+
+def test_null_and_real_values_are_accepted(tmp_path):
+    path = tmp_path / "config.json"
+    raw = {**SMOLLM, "head_dim": None, "num_key_value_heads": None, "vocab_size": 262144}
+    path.write_text(json.dumps(raw))
+    assert inspect_model.read_raw_config(path)["vocab_size"] == 262144

@@ -152,3 +152,27 @@ def test_a_run_preset_with_a_relative_path_is_refused(tmp_path: Path):
     with pytest.raises(ConfigError, match="relative path") as info:
         presets.load_run_preset(p)
     assert "[model] name_or_path = './model'" in str(info.value)
+
+
+def test_a_utf8_bom_is_accepted(tmp_path: Path):
+    """Windows editors write a byte order mark; it is not part of the TOML."""
+    path = tmp_path / "bom.toml"
+    text = '[model]\nname_or_path = "m"\n[data]\npath = "d.jsonl"\n'
+    path.write_bytes(b"\xef\xbb\xbf" + text.encode())
+    resolved, _ = presets.load(str(path))
+    assert resolved["model"]["name_or_path"] == "m"
+
+
+def test_load_without_data_for_the_estimate(tmp_path: Path):
+    path = tmp_path / "no-data.toml"
+    path.write_text('[model]\nname_or_path = "m"\n')
+    with pytest.raises(ConfigError, match=r"no-data.toml: \[data\] path is required"):
+        presets.load(str(path))  # `tuiwiz run` and `tuiwiz data` need the data
+    resolved, _ = presets.load(str(path), require_data=False)
+    assert resolved["data"]["path"] is None
+
+
+def test_a_set_error_blames_the_set_flag_not_the_file():
+    with pytest.raises(ConfigError) as info:
+        presets.load("demo", ["training.learning_rate=-1"])
+    assert str(info.value).startswith("--set training.learning_rate=-1: [training] learning_rate")

@@ -26,6 +26,9 @@ class CardFacts:
     quantization: str = ""  # how the base was held in training, in words
     created: float = field(default_factory=time.time)
     version: str = ""
+    # Where the base model is on disk when its name is tuiwiz's own (tuiwiz:demo-model), which
+    # transformers cannot load by that name.
+    base_model_path: str | None = None
 
 
 def _number(value: Any, digits: int = 4) -> str:
@@ -79,7 +82,16 @@ def facts_from_run(run_path: Path, config: dict[str, Any], merged: bool, dtype: 
         quantization = "8-bit (LLM.int8)"
     else:
         quantization = f"not quantized ({config['model']['torch_dtype']})"
+    from tuiwiz.bundled import DEMO_MODEL
+
+    base = config["model"]["name_or_path"]
+    base_path = None
+    if base == DEMO_MODEL:
+        from tuiwiz.demo import demo_model_dir
+
+        base_path = str(demo_model_dir())
     return CardFacts(
+        base_model_path=base_path,
         name=config["name"],
         description=config.get("description", ""),
         base_model=config["model"]["name_or_path"],
@@ -104,11 +116,17 @@ def card_text(f: CardFacts) -> str:
     if "4-bit" in f.quantization:
         front.append("- qlora")
     front.append("---")
+    base = f"`{f.base_model}`"
+    if f.base_model_path:
+        base = (
+            f"tuiwiz's bundled demo model (`{f.base_model}`, a tiny model tuiwiz builds on "
+            f"first use; on the machine that trained this it is in `{f.base_model_path}`)"
+        )
     what = (
-        f"`{f.base_model}` with a LoRA adapter merged into its weights ({f.dtype}): a complete "
+        f"{base} with a LoRA adapter merged into its weights ({f.dtype}): a complete "
         "model that loads with transformers alone."
         if f.merged
-        else f"A LoRA adapter for `{f.base_model}`, with its tokenizer."
+        else f"A LoRA adapter for {base}, with its tokenizer."
     )
     trained = time.strftime("%Y-%m-%d", time.localtime(f.created))
     lines = [
@@ -124,7 +142,7 @@ def card_text(f: CardFacts) -> str:
         "## Use",
         "",
         "```python",
-        *(_use_merged() if f.merged else _use_adapter(f.base_model)),
+        *(_use_merged() if f.merged else _use_adapter(f.base_model_path or f.base_model)),
         "```",
         "",
         "## Training data",

@@ -10,6 +10,7 @@ weights with peft's `merge_and_unload`. The result loads with `AutoModelForCausa
 
 from __future__ import annotations
 
+import contextlib
 import os
 import shutil
 import tempfile
@@ -120,6 +121,37 @@ def write_merged(fr: FinishedRun, staging: Path, dtype: str, progress) -> None:
     AutoTokenizer.from_pretrained(str(fr.adapter)).save_pretrained(str(staging))
 
 
+def _make_parents(folder: Path) -> list[Path]:
+    """Create `folder` and its missing parents; returns the folders created, outermost first,
+    so that a failed export can take them away again."""
+    missing: list[Path] = []
+    while not folder.exists() and not folder.is_symlink() and folder != folder.parent:
+        missing.append(folder)
+        folder = folder.parent
+    created: list[Path] = []
+    try:
+        for path in reversed(missing):
+            path.mkdir()
+            created.append(path)
+    except BaseException:
+        _remove_empty(created)
+        raise
+    return created
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    for path in reversed(folders):
+        # A folder that is not empty any more (someone else wrote there) is theirs to keep.
+        with contextlib.suppress(OSError):
+            path.rmdir()
+
+
+def _why(error: OSError) -> str:
+    """An OS error in words, with the path it concerns: "Permission denied (/srv/models)"."""
+    text = error.strerror or str(error)
+    return f"{text} ({error.filename})" if error.filename else text
+
+
 def export(
     fr: FinishedRun,
     out: Path,
@@ -134,9 +166,11 @@ def export(
     out = out.expanduser().absolute()
     check_target(out)
     dtype = resolve_dtype(fr, dtype) if merge else None
-    out.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
+    created: list[Path] = []
+    staging: Path | None = None
     try:
+        created = _make_parents(out.parent)
+        staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
         if merge:
             write_merged(fr, staging, dtype, progress)
         else:
@@ -150,7 +184,13 @@ def export(
         if out.is_dir():
             out.rmdir()
         staging.rename(out)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
+    except BaseException as e:
+        if staging is not None:
+            shutil.rmtree(staging, ignore_errors=True)
+        _remove_empty(created)
+        if isinstance(e, OSError):
+            raise TuiwizError(
+                f"cannot write the export to {out}: {_why(e)}; nothing was exported"
+            ) from None
         raise
     return out

@@ -12,6 +12,7 @@ import sys
 from typing import Any
 
 LABELS = {"tuned": "fine-tuned", "base": "base"}
+EMPTY_ANSWER = "(empty answer)"  # shown when the model answered nothing at all
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -77,7 +78,9 @@ def run(args: argparse.Namespace) -> int:
     chat = load_for_chat(fr.run, notice, raw=True if args.raw else None)
     if prompt is not None:
         return answer_once(chat, session, prompt.rstrip("\n"), args.json)
-    return interactive(chat, session)
+    from tuiwiz.after.examples import example_prompt
+
+    return interactive(chat, session, example_prompt(fr.run.path))
 
 
 def _sides(session) -> list[str]:
@@ -103,6 +106,13 @@ def answer_once(chat: Any, session: Any, prompt: str, as_json: bool) -> int:
             sys.stdout.write(chunk)
             sys.stdout.flush()
         answers[side] = text.strip()
+        if not answers[side]:
+            # Said where it cannot be mistaken for the answer: beside the label, or on stderr
+            # when stdout is the answer itself (a script reads it).
+            if session.compare:
+                print(EMPTY_ANSWER, end="", flush=True)
+            else:
+                print(f"tuiwiz: {EMPTY_ANSWER}", file=sys.stderr, flush=True)
         print("\n" if session.compare and side == "base" else "", end="\n", flush=True)
     if as_json:
         out = {"prompt": prompt, "settings": describe(session.settings), **answers}
@@ -110,7 +120,7 @@ def answer_once(chat: Any, session: Any, prompt: str, as_json: bool) -> int:
     return 0
 
 
-def interactive(chat: Any, session: Any) -> int:
+def interactive(chat: Any, session: Any, example: str | None = None) -> int:
     from rich.console import Console
 
     from tuiwiz.after.generate import GenerationError, describe
@@ -119,8 +129,13 @@ def interactive(chat: Any, session: Any) -> int:
     if tty:
         import readline  # noqa: F401  (line editing and history for input())
     console = Console(highlight=False)
+    from rich.markup import escape
+
+    from tuiwiz.after.examples import as_typed
+
+    hint = f" (e.g. {escape(as_typed(example))})" if example else ""
     console.print(
-        f"[bold]{chat.name}[/bold]: type a prompt; /help for commands, /quit to leave. "
+        f"[bold]{chat.name}[/bold]: type a prompt{hint}; /help for commands, /quit to leave. "
         f"[dim]{describe(session.settings)}[/dim]"
     )
     while True:
@@ -158,5 +173,7 @@ def interactive(chat: Any, session: Any) -> int:
             except GenerationError as e:
                 console.print(f"[red]{e}[/red]", markup=True)
                 break
+            if not text.strip():
+                console.print(f"[dim]{EMPTY_ANSWER}[/dim]", end="")
             print(flush=True)
             session.record(side, prompt, text.strip())

@@ -19,16 +19,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
-    from rich.text import Text
 
     from tuiwiz import bundled, presets
-    from tuiwiz.data.preview import preview
-    from tuiwiz.train.builders import load_tokenizer
+    from tuiwiz.data.preview import NoTokenizer, preview, tokenizer_for
 
     config, _ = presets.load(args.preset, args.overrides)
     data = {**config["data"], "path": bundled.resolve_data(config["data"]["path"])}
     model_path = bundled.resolve_model(config["model"]["name_or_path"])
-    result = preview(data, load_tokenizer(model_path, config), max(0, args.examples))
+    limit = config["data"]["max_seq_length"]
+    try:
+        tokenizer, problem = tokenizer_for(model_path, config), None
+    except NoTokenizer as e:
+        tokenizer, problem = None, e
+    result = preview(data, tokenizer, max(0, args.examples))
     console = Console(highlight=False)
     console.print(
         f"[bold]{config['data']['path']}[/bold]: {result.rows} rows, "
@@ -36,21 +39,38 @@ def run(args: argparse.Namespace) -> int:
     )
     for reason, n in result.skipped.items():
         console.print(f"[yellow]skipped {n} rows: {reason}[/yellow]")
+    if problem is not None:
+        raise problem  # what needs the tokenizer cannot be shown: say why, exit 2
     console.print(
         "[dim]dim: the prompt (no loss)[/dim]   [bold green]green: trained on[/bold green]"
+        + f"   [dim strike]struck out: cut at max_seq_length {limit}[/dim strike]"
     )
-    for i, segments in enumerate(result.examples, start=1):
-        text = Text()
-        for segment in segments:
-            text.append(segment.text, style="bold green" if segment.trained else "dim")
+    for i, (segments, cut) in enumerate(zip(result.examples, result.cuts), start=1):
         console.rule(f"example {i}")
-        console.print(text)
+        console.print(example_text(segments, cut, limit))
     console.rule()
     sampled = f" (a sample of {result.measured})" if result.measured < result.rows else ""
     console.print(
         f"tokens per example{sampled}: median {result.median_tokens:.0f}, "
         f"95th percentile {result.p95_tokens:.0f}, max {result.max_tokens}; "
-        f"max_seq_length {config['data']['max_seq_length']}: "
-        f"{result.truncated_share:.1%} would be truncated"
+        f"max_seq_length {limit}: {result.truncated_share:.1%} would be truncated"
     )
     return 0
+
+
+def example_text(segments, cut: int | None, limit: int):
+    """An example as Rich text: the prompt dim, the trained answer green, and, where
+    max_seq_length cuts it, a marker and the part training never sees struck out."""
+    from rich.text import Text
+
+    from tuiwiz.data.preview import split_at
+
+    kept, dropped = split_at(segments, cut) if cut is not None else (segments, [])
+    text = Text()
+    for segment in kept:
+        text.append(segment.text, "bold green" if segment.trained else "dim")
+    if cut is not None:
+        text.append(f"✂ cut here (max_seq_length {limit})", "bold yellow")
+        for segment in dropped:
+            text.append(segment.text, "dim strike")
+    return text

@@ -48,7 +48,8 @@ def report(preset: str, overrides: list[str], gpu_index: int | None = None) -> d
     from tuiwiz.estimate.parallel import used_gpus
     from tuiwiz.gpu import read_gpus
 
-    config, path = presets.load(preset, overrides)
+    # The estimate reads only the model's config.json: it works before the data is chosen.
+    config, path = presets.load(preset, overrides, require_data=False)
     status = read_gpus()
     est = estimate(config, gpu_count=len(status.gpus))
     used, _, missing = used_gpus(status.gpus, est.launch.nproc_per_node)

@@ -17,6 +17,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 def run(args: argparse.Namespace) -> int:
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     from tuiwiz.explain import EXPLANATIONS, explain
@@ -28,12 +29,23 @@ def run(args: argparse.Namespace) -> int:
             table.add_row(key, entry.summary)
         console.print(table)
         return 0
+    from tuiwiz.explain import keys_for, section_note
+
+    note = section_note(args.key)
+    if note is not None:
+        console.print(note.title, style="bold", markup=False)
+        console.print(note.body, highlight=False, markup=False)  # "[data]" is text here
+        table = Table("key", "what it is", box=None, header_style="bold")
+        for key in keys_for(note.section):
+            table.add_row(key, EXPLANATIONS[key].summary)
+        console.print(table)
+        return 0
     try:
         entry = explain(args.key)
     except KeyError as e:
         raise TuiwizError(str(e.args[0] if e.args else e)) from None
     console.print(f"[bold]{entry.title}[/bold]  [dim]{entry.key}[/dim]")
-    console.print(entry.body, highlight=False)
-    console.print(f"[bold]Range:[/bold] {entry.range}", highlight=False)
-    console.print(f"[bold]Default:[/bold] {entry.default}", highlight=False)
+    console.print(entry.body, highlight=False, markup=False)
+    console.print(f"[bold]Range:[/bold] {escape(entry.range)}", highlight=False)
+    console.print(f"[bold]Default:[/bold] {escape(entry.default)}", highlight=False)
     return 0

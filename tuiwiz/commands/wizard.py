@@ -20,7 +20,9 @@ def open_wizard(preset: str | None) -> int:
         from tuiwiz import presets
         from tuiwiz.ui.draft import Draft
 
-        resolved, _ = presets.load(preset)  # errors here are one line, before the screen opens
+        # Errors here are one line, before the screen opens. A preset without a dataset opens
+        # too: Review estimates the memory and says launch needs [data] path.
+        resolved, _ = presets.load(preset, require_data=False)
         draft = Draft(resolved)
         _build_demo_model_if_needed(resolved["model"]["name_or_path"])
     from tuiwiz.ui.app import TuiwizApp

@@ -52,6 +52,22 @@ def _column(canonical: str, columns: dict[str, str]) -> str:
     return columns.get(canonical, canonical)
 
 
+def _found(seen: set[str]) -> str:
+    return ", ".join(sorted(map(str, seen))) or "none"
+
+
+def _check_mapped_columns(columns: dict[str, str], wanted: list[str], seen: set[str], source: str):
+    """A mapping whose column the data lacks is the thing to fix: say so, naming it."""
+    for canonical in wanted:
+        mapped = columns.get(canonical)
+        if mapped is not None and mapped not in seen:
+            raise DataError(
+                f'{source}: the mapped column "{mapped}" (for {canonical}) is missing; columns '
+                f"found: {_found(seen)}; fix [data] columns = {{{canonical} = "
+                f'"{mapped}"}} to name one of them'
+            )
+
+
 def detect(rows: list[dict[str, Any]], columns: dict[str, str], source: str) -> tuple[str, str]:
     """Return (format, why) from the columns of the first rows."""
     seen: set[str] = set()
@@ -61,7 +77,8 @@ def detect(rows: list[dict[str, Any]], columns: dict[str, str], source: str) -> 
         needed = [_column(c, columns) for c in REQUIRED[fmt]]
         if all(c in seen for c in needed):
             return fmt, f"found column{'s' if len(needed) > 1 else ''} {', '.join(needed)}"
-    found = ", ".join(sorted(map(str, seen))) or "none"
+    _check_mapped_columns(columns, list(columns), seen, source)
+    found = _found(seen)
     raise DataError(
         f"{source}: cannot tell the dataset format from its columns ({found}); expected "
         "instruction/output (alpaca), messages, conversations (sharegpt), prompt/completion or "
@@ -142,14 +159,14 @@ def normalize(
     """Turn rows into examples; rows that cannot be used are skipped and counted by reason."""
     if fmt == "auto":
         fmt, _ = detect(rows, columns, source)
-    needed = [_column(c, columns) for c in REQUIRED[fmt]]
     seen: set[str] = set().union(*(row.keys() for row in rows[:20]))
-    missing = [c for c in needed if c not in seen]
+    _check_mapped_columns(columns, [*REQUIRED[fmt], *OPTIONAL.get(fmt, ())], seen, source)
+    missing = [c for c in REQUIRED[fmt] if _column(c, columns) not in seen]  # all unmapped
     if missing:
         raise DataError(
             f"{source}: format '{fmt}' needs column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}, found {', '.join(sorted(map(str, seen))) or 'none'}; "
-            f'map yours with [data] columns = {{{REQUIRED[fmt][0]} = "your_column"}}'
+            f"{', '.join(missing)}, found {_found(seen)}; "
+            f'map yours with [data] columns = {{{missing[0]} = "your_column"}}'
         )
     result = Normalized(fmt, [])
     for row in rows:

@@ -2,6 +2,9 @@
 
 Used by `tuiwiz data` and the wizard's dataset step. Statistics come from a sample of at most
 `SAMPLE` rows so that a preview of a large dataset stays quick; the report says when it sampled.
+Token lengths come only from the model's own tokenizer: without one (a model directory with a
+config.json alone) the preview says so instead of counting with a tokenizer that has no
+vocabulary.
 """
 
 from __future__ import annotations
@@ -9,12 +12,34 @@ from __future__ import annotations
 import random
 import statistics
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from tuiwiz.data import formats, readers, render
 from tuiwiz.data.prepare import percentile
+from tuiwiz.errors import ModelError
 
 SAMPLE = 2000
+# Files that hold a tokenizer's vocabulary (tokenizer_config.json alone holds none).
+VOCABULARY_FILES = (
+    "tokenizer.json",
+    "tokenizer.model",
+    "vocab.json",
+    "vocab.txt",
+    "spiece.model",
+    "sentencepiece.bpe.model",
+)
+
+
+class NoTokenizer(ModelError):
+    """The model's tokenizer cannot be had: token lengths cannot be measured."""
+
+    def __init__(self, model: str, reason: str) -> None:
+        self.model, self.reason = model, reason
+        super().__init__(
+            f"token lengths need the model's tokenizer (and so do examples as the model sees "
+            f"them): {reason}; add the model's tokenizer files to {model}, or use its Hub id"
+        )
 
 
 @dataclass
@@ -29,9 +54,68 @@ class Preview:
     p95_tokens: float = 0.0
     max_tokens: int = 0
     truncated_share: float = 0.0  # of the measured examples, longer than max_seq_length
+    # per shown example: the character where max_seq_length cuts it, or None when it fits
+    cuts: list[int | None] = field(default_factory=list)
+    token_problem: str | None = None  # why there are no examples or token lengths
 
 
-def preview(data: dict[str, Any], tokenizer: Any, count: int = 3) -> Preview:
+def _has_no_vocabulary(tokenizer: Any) -> bool:
+    """A tokenizer built without its files: text becomes no tokens, or unknown tokens only."""
+    ids = tokenizer("Hello world, 123.", add_special_tokens=False)["input_ids"]
+    unk = getattr(tokenizer, "unk_token_id", None)
+    return not ids or (unk is not None and all(i == unk for i in ids))
+
+
+def _has_vocabulary_file(folder: Path) -> bool:
+    found = any((folder / name).is_file() for name in VOCABULARY_FILES)
+    return found or any(folder.glob("*.tiktoken"))
+
+
+def tokenizer_for(model_path: str, config: dict[str, Any]) -> Any:
+    """The model's tokenizer, as training loads it; NoTokenizer when it has none that works."""
+    from tuiwiz.train.builders import load_tokenizer
+
+    local = Path(model_path).expanduser()
+    if local.is_dir() and not _has_vocabulary_file(local):
+        listed = ", ".join(VOCABULARY_FILES[:3])
+        raise NoTokenizer(model_path, f"{model_path} has no tokenizer files ({listed}, ...)")
+    try:
+        tokenizer = load_tokenizer(model_path, config)
+    except (OSError, ValueError, TypeError, KeyError) as e:
+        text = str(e).strip().splitlines()
+        reason = text[0] if text else type(e).__name__
+        raise NoTokenizer(
+            model_path, f"cannot load the tokenizer of {model_path} ({reason})"
+        ) from None
+    if _has_no_vocabulary(tokenizer):
+        raise NoTokenizer(model_path, f"the tokenizer of {model_path} has no vocabulary")
+    return tokenizer
+
+
+def split_at(
+    segments: list[render.Segment], at: int
+) -> tuple[list[render.Segment], list[render.Segment]]:
+    """Segments before and after character `at` of their joined text."""
+    kept: list[render.Segment] = []
+    dropped: list[render.Segment] = []
+    start = 0
+    for s in segments:
+        end = start + len(s.text)
+        if end <= at:
+            kept.append(s)
+        elif start >= at:
+            dropped.append(s)
+        else:
+            kept.append(render.Segment(s.text[: at - start], s.trained))
+            dropped.append(render.Segment(s.text[at - start :], s.trained))
+        start = end
+    return kept, dropped
+
+
+def preview(
+    data: dict[str, Any], tokenizer: Any, count: int = 3, token_problem: str | None = None
+) -> Preview:
+    """The preview; with `tokenizer` None only the format and rows (`token_problem` says why)."""
     rows = readers.read_rows(data["path"], data["split"], data["subset"])
     if data["max_samples"]:
         rows = rows[: data["max_samples"]]
@@ -40,22 +124,23 @@ def preview(data: dict[str, Any], tokenizer: Any, count: int = 3) -> Preview:
     else:
         fmt, why = data["format"], "set in the preset"
     normalized = formats.normalize(rows, fmt, data["columns"], data["path"])
+    result = Preview(format=fmt, why=why, rows=len(rows), examples=[], skipped=normalized.skipped)
+    if tokenizer is None:
+        result.token_problem = token_problem or "no tokenizer"
+        return result
     examples = normalized.examples
-    shown = [render.render(e, tokenizer, data["train_on_prompt"]) for e in examples[:count]]
+    limit = data["max_seq_length"]
+    result.examples = [
+        render.render(e, tokenizer, data["train_on_prompt"]) for e in examples[:count]
+    ]
+    result.cuts = [render.truncation_point(s, tokenizer, limit) for s in result.examples]
     sample = examples if len(examples) <= SAMPLE else random.Random(0).sample(examples, SAMPLE)
     rendered = [render.render(e, tokenizer, data["train_on_prompt"]) for e in sample]
     ids, _ = render.tokenize_batch(rendered, tokenizer)
     lengths = [len(x) for x in ids]
-    limit = data["max_seq_length"]
-    return Preview(
-        format=fmt,
-        why=why,
-        rows=len(rows),
-        examples=shown,
-        skipped=normalized.skipped,
-        measured=len(lengths),
-        median_tokens=float(statistics.median(lengths)),
-        p95_tokens=percentile(lengths, 0.95),
-        max_tokens=max(lengths),
-        truncated_share=sum(n > limit for n in lengths) / len(lengths),
-    )
+    result.measured = len(lengths)
+    result.median_tokens = float(statistics.median(lengths))
+    result.p95_tokens = percentile(lengths, 0.95)
+    result.max_tokens = max(lengths)
+    result.truncated_share = sum(n > limit for n in lengths) / len(lengths)
+    return result

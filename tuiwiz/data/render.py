@@ -155,6 +155,34 @@ def tokenize_batch(
     return all_ids, all_labels
 
 
+def truncation_point(segments: list[Segment], tokenizer: Any, limit: int) -> int | None:
+    """The character of the rendered text where training cuts it at `limit` tokens (the start
+    of the first token it drops), or None when it fits. Counts tokens as tokenize_batch does,
+    so the cut shown is the cut trained."""
+    text = "".join(s.text for s in segments)
+    adds_bos = _adds_bos(tokenizer) and not text.startswith(tokenizer.bos_token)
+    keep = limit - (1 if adds_bos else 0)
+    if keep <= 0:
+        return 0
+    if getattr(tokenizer, "is_fast", False):
+        offsets = tokenizer(text, add_special_tokens=False, return_offsets_mapping=True)[
+            "offset_mapping"
+        ]
+        return offsets[keep][0] if len(offsets) > keep else None
+    count = start = 0  # slow tokenizers: per segment, as tokenize_batch counts them
+    for segment in segments:
+        n = len(tokenizer(segment.text, add_special_tokens=False)["input_ids"])
+        if count + n > keep:
+            lo, hi = 0, len(segment.text)  # the longest prefix that keeps within the limit
+            while lo < hi:
+                mid = (lo + hi + 1) // 2
+                ids = tokenizer(segment.text[:mid], add_special_tokens=False)["input_ids"]
+                lo, hi = (mid, hi) if count + len(ids) <= keep else (lo, mid - 1)
+            return start + lo
+        count, start = count + n, start + len(segment.text)
+    return None
+
+
 def _labels(ids: list[int], offsets: list[tuple[int, int]], segments: list[Segment]) -> list[int]:
     """Each token's label: its id when its first character is in a trained segment, else -100.
 

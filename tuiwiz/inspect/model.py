@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 from tuiwiz.errors import ModelError
 from tuiwiz.inspect.arch import ArchSummary
+from tuiwiz.inspect.config_values import check_config_values
 
 
 def config_path(name_or_path: str, revision: str = "main") -> Path:
@@ -84,6 +85,7 @@ def read_raw_config(path: Path) -> dict[str, Any]:
         raise ModelError(f"{path}: cannot read ({e.strerror})") from None
     if not isinstance(raw, dict) or "model_type" not in raw:
         raise ModelError(f"{path}: has no model_type; not a transformers model config")
+    check_config_values(raw, path)
     return raw
 
 

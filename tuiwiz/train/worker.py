@@ -159,7 +159,7 @@ class Worker:
         if self.resume:
             run = self.run.status().get("id") or self.run.path.name
             identity.check_unchanged(self.run.status().get("data_sha256"), data, run, "resuming it")
-        tokenizer = builders.load_tokenizer(model_path, config)
+        tokenizer = self.checked_tokenizer(model_path, config)
         cached = prepare.is_cached(data, tokenizer)
         if not cached and (problem := prepare.cache_problem()):
             say("progress", message=problem)
@@ -187,6 +187,21 @@ class Worker:
             "examples": normalized,
             "data": data,
         }
+
+    @staticmethod
+    def checked_tokenizer(model_path: str, config: dict[str, Any]) -> Any:
+        """The tokenizer training uses; a model without a working one is refused here (it would
+        otherwise train on end-of-sequence tokens alone)."""
+        from tuiwiz.data.preview import NoTokenizer, tokenizer_for
+        from tuiwiz.errors import ModelError
+
+        try:
+            return tokenizer_for(model_path, config)
+        except NoTokenizer as e:
+            raise ModelError(
+                f"training needs the model's tokenizer: {e.reason}; add the tokenizer files to "
+                f"{e.model}, or use the model's Hub id"
+            ) from None
 
     def check_launch(self, config: dict[str, Any]) -> None:
         """[launch] against this machine's GPUs (fsdp needs CUDA, one process per GPU)."""

@@ -54,12 +54,17 @@ def load_model_overview(key: tuple):
 def load_preview(key: tuple, draft_data: dict[str, Any], model: dict[str, Any]):
     """Dataset preview with the model's own tokenizer (chat template included)."""
     from tuiwiz.bundled import resolve_data, resolve_model
-    from tuiwiz.data.preview import preview
-    from tuiwiz.train.builders import load_tokenizer
+    from tuiwiz.data.preview import NoTokenizer, preview, tokenizer_for
+    from tuiwiz.errors import DataError
 
+    if not draft_data.get("path"):  # a preset opened before its data was chosen
+        raise DataError("no dataset yet: give a file, a folder or a Hub dataset id above")
     path = resolve_model(model["name_or_path"])
-    tokenizer = load_tokenizer(path, {"model": model})
     data = {**draft_data, "path": resolve_data(draft_data["path"])}
+    try:
+        tokenizer = tokenizer_for(path, {"model": model})
+    except NoTokenizer as e:  # the format and rows still show; the lengths say what they need
+        return preview(data, None, token_problem=str(e))
     return preview(data, tokenizer)
 
 

@@ -172,6 +172,9 @@ class Draft:
 
     def __init__(self, raw: dict[str, Any] | None = None) -> None:
         self.raw: dict[str, Any] = copy.deepcopy(raw) if raw else new_raw()
+        data = self.raw.get("data")
+        if isinstance(data, dict) and data.get("path", "") is None:
+            del data["path"]  # a preset opened before its data was chosen (see for_estimate)
         self.invalid: dict[str, str] = {}  # key -> reason, for text that could not be applied
         self.version = 0  # bumped on every change; screens compare it to refresh lazily
 
@@ -208,6 +211,16 @@ class Draft:
         resolved = cfg.validate(self.raw, "wizard")
         references.resolve_config(resolved, Path.cwd())
         return resolved
+
+    def for_estimate(self) -> dict[str, Any] | None:
+        """The preset resolved for the memory estimate, which needs no data path; None while
+        anything else is invalid."""
+        if self.invalid:
+            return None
+        try:
+            return cfg.validate(self.raw, "wizard", require_data=False)
+        except ConfigError:
+            return None
 
     def problem(self) -> str | None:
         """Why the draft cannot be launched, or None."""

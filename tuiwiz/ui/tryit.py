@@ -28,6 +28,8 @@ from tuiwiz.after.session import HELP, ChatSession
 
 Loader = Callable[[Path, Callable[[str], None]], Any]  # (run dir, progress) -> ChatModel
 PANES = (("base", "base model"), ("tuned", "fine-tuned"))
+PLACEHOLDER = "a prompt; Enter sends, \\n is a line break, /help for commands"
+EMPTY_ANSWER = "(empty answer)"  # what a pane says when the model answered nothing at all
 ORDER = ("tuned", "base")  # one model answers at a time: the fine-tuned one first
 
 
@@ -112,10 +114,7 @@ class TryItScreen(Screen[None]):
     def compose(self) -> ComposeResult:
         yield Static(Text(f"Try it: {self.run_dir.name}"), id="tryit-title")
         yield Static("Loading the model…", id="tryit-status")
-        yield Input(
-            placeholder="a prompt; Enter sends, \\n is a line break, /help for commands",
-            id="tryit-prompt",
-        )
+        yield Input(placeholder=PLACEHOLDER, id="tryit-prompt")
         with Horizontal(id="tryit-panes"):
             for side, title in PANES:
                 with VerticalScroll(id=f"tryit-{side}", classes="tryit-pane") as pane:
@@ -148,13 +147,23 @@ class TryItScreen(Screen[None]):
             return f"Answers to: {shown}\n{ready}"
         return ready
 
-    def _loaded(self, chat: Any) -> None:
+    def _loaded(self, chat: Any, example: str | None) -> None:
         self.chat = chat
+        if example:
+            from tuiwiz.after.examples import as_typed
+
+            prompt = self.query_one("#tryit-prompt", Input)
+            prompt.placeholder = f"e.g. {as_typed(example)}  (Enter sends, /help)"
         self.status(self._ready_text())
 
     def _set_answer(self, side: str, text: str) -> None:
         self.answers[side] = text
         self.query_one(f"#tryit-{side}-text", Static).update(Text(text))
+
+    def _answered(self, side: str) -> None:
+        """A finished answer with nothing in it says so: a blank pane looks like a hang."""
+        if not self.answers[side].strip():
+            self.query_one(f"#tryit-{side}-text", Static).update(Text(EMPTY_ANSWER, "dim italic"))
         self.query_one(f"#tryit-{side}", VerticalScroll).scroll_end(animate=False)
 
     def _append(self, side: str, chunk: str) -> None:
@@ -229,8 +238,11 @@ class TryItScreen(Screen[None]):
             if not worker.is_cancelled:
                 self.app.call_from_thread(self.status, f"Cannot load: {_one_line(e)}", True)
             return
+        from tuiwiz.after.examples import example_prompt
+
+        example = example_prompt(self.run_dir)  # a prompt in the form the run trained on
         if not worker.is_cancelled:
-            self.app.call_from_thread(self._loaded, chat)
+            self.app.call_from_thread(self._loaded, chat, example)
 
     @work(thread=True, exclusive=True, group="tryit-generate", exit_on_error=False)
     def generate(self, prompt: str, settings: GenerationSettings, stop: threading.Event) -> None:
@@ -250,6 +262,7 @@ class TryItScreen(Screen[None]):
                     self.app.call_from_thread(self._append, side, chunk)
                 if not stop.is_set():
                     self.session.record(side, prompt, answer.strip())
+                    self.app.call_from_thread(self._answered, side)
         except BaseException as e:
             error = _one_line(e)
         if not worker.is_cancelled:

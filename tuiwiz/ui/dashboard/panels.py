@@ -137,7 +137,9 @@ class StatsPanel(DashPanel):
         row(
             "lr",
             (f"{lr:.2e}" if isinstance(lr, (int, float)) else "-", ""),
-            (f"   {speed:,.0f} tok/s" if isinstance(speed, (int, float)) else "", muted),
+            # A visible separator: spaces alone can be lost (a copied screen, an SVG viewer),
+            # running the two numbers together.
+            (f" · {speed:,.0f} tok/s" if isinstance(speed, (int, float)) else "", muted),
         )
         running = state in ("running", "stopping")
         eta = v.eta(now) if running else None

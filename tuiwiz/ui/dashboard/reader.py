@@ -16,6 +16,7 @@ from typing import Any
 from tuiwiz.train import events as ev
 from tuiwiz.train.registry import effective_state
 from tuiwiz.train.rundir import RunDir
+from tuiwiz.ui.dashboard.loglines import tidy
 
 LOG_TAIL_BYTES = 32 * 1024  # how much of an existing log is shown on attach
 LOG_LINES = 500  # lines of the log the dashboard keeps
@@ -44,8 +45,9 @@ def process_rss(pid: Any) -> int | None:
 
 
 def _clean(line: str) -> str:
-    """What a terminal would show of a line: the text after its last carriage return."""
-    return line.rstrip("\r").rsplit("\r", 1)[-1].expandtabs(4)
+    """What a terminal would show of a line (the text after its last carriage return), with the
+    Trainer's metric dicts as aligned columns."""
+    return tidy(line.rstrip("\r").rsplit("\r", 1)[-1].expandtabs(4))
 
 
 class RunReader:

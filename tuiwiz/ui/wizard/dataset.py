@@ -12,18 +12,31 @@ from tuiwiz.ui.widgets.field_row import FieldRow
 from tuiwiz.ui.wizard.base import StepScreen
 
 EXAMPLE_CHARS = 600  # of each rendered example shown; the statistics cover whole examples
+CUT_CHARS = 200  # of the part beyond max_seq_length shown, struck out
 
 
-def render_example(segments) -> Text:
-    """Prompt (masked from the loss) dim on a dark band; the trained answer bright green."""
-    text = Text()
+def _append_capped(text: Text, parts: list[tuple[str, str]], cap: int) -> None:
     shown = 0
-    for seg in segments:
-        part = seg.text[: max(0, EXAMPLE_CHARS - shown)]
-        shown += len(part)
-        text.append(part, "bold green" if seg.trained else "dim on grey11")
-    if shown >= EXAMPLE_CHARS:
+    for part, style in parts:
+        piece = part[: max(0, cap - shown)]
+        shown += len(piece)
+        text.append(piece, style)
+    if shown >= cap:
         text.append(" …", "dim")
+
+
+def render_example(segments, cut: int | None = None, limit: int = 0) -> Text:
+    """Prompt (masked from the loss) dim on a dark band; the trained answer bright green; where
+    max_seq_length cuts the example, a marker, and the part training never sees struck out."""
+    from tuiwiz.data.preview import split_at
+
+    kept, dropped = split_at(segments, cut) if cut is not None else (segments, [])
+    text = Text()
+    styled = [(s.text, "bold green" if s.trained else "dim on grey11") for s in kept]
+    _append_capped(text, styled, EXAMPLE_CHARS)
+    if cut is not None:
+        text.append(f" ✂ cut here (max_seq_length {limit}) ", "bold yellow")
+        _append_capped(text, [(s.text, "dim strike") for s in dropped], CUT_CHARS)
     return text
 
 
@@ -34,6 +47,9 @@ def stats_text(p, max_seq_length: int) -> Text:
     if p.skipped:
         skipped = ", ".join(f"{n} {why}" for why, n in p.skipped.items())
         t.append(f"; skipped: {skipped}", "yellow")
+    if p.token_problem:
+        t.append(f"\n{p.token_problem[:1].upper()}{p.token_problem[1:]}", "yellow")
+        return t
     t.append("\nTokens per example")
     if p.measured < p.rows:
         t.append(f" (a sample of {p.measured:,})")
@@ -108,8 +124,10 @@ class DatasetStep(StepScreen):
                 e.display = False
             return
         p = item.value
-        stats.update(stats_text(p, int(self.draft.get("data.max_seq_length"))))
+        limit = int(self.draft.get("data.max_seq_length"))
+        stats.update(stats_text(p, limit))
+        self.query_one("#legend", Static).display = bool(p.examples)
         for i, e in enumerate(examples):
             e.display = i < len(p.examples)
             if i < len(p.examples):
-                e.update(render_example(p.examples[i]))
+                e.update(render_example(p.examples[i], p.cuts[i], limit))

@@ -45,6 +45,14 @@ def check_memory(resolved: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def missing_gpus_line(processes: int, visible: int) -> str:
+    """`✗ 2 processes need 2 GPUs; 1 visible`, in the singular where it is one."""
+    need = "1 process needs 1 GPU" if processes == 1 else f"{processes} processes need "
+    if processes != 1:
+        need += f"{processes} GPUs"
+    return f"✗ {need}; {visible or 'none'} visible"
+
+
 def verdict(total: int, free: int) -> tuple[str, str]:
     from tuiwiz.estimate.advice import fits, is_tight
 
@@ -93,9 +101,10 @@ def memory_text(result: dict[str, Any]) -> Text:
         text.append(" this run  ")
         text.append("░", "grey30")
         text.append(" free\n")
-    if result.get("missing"):
-        n = launch.nproc_per_node
-        text.append(f"✗ {n} processes need {n} GPUs; {len(status.gpus)} visible\n", "bold red")
+    # Without any GPU the run trains on the CPU (said above), where several processes are
+    # allowed too: GPUs are missing only on a machine that has some, but too few.
+    if result.get("missing") and status.gpus:
+        text.append(missing_gpus_line(launch.nproc_per_node, len(status.gpus)) + "\n", "bold red")
     for g in unused:
         text.append(f"GPU {g.index} {g.name}: unused\n", "dim")
     text.append("\nBreakdown:\n", "bold")
@@ -177,16 +186,25 @@ class ReviewStep(StepScreen):
             Text(f"✗ Cannot launch yet: {problem}\n  (Ctrl+G goes to any step)") if problem else ""
         )
         self.query_one("#launch", Button).disabled = bool(problem)
-        if problem:
-            self.query_one("#toml", Static).update("")
-            return
         from tuiwiz.presets import to_toml
 
-        resolved = self.draft.resolved()
-        toml_text = to_toml(resolved)
-        self.query_one("#toml", Static).update(
-            Syntax(toml_text, "toml", theme="ansi_dark", background_color="default")
-        )
+        if problem:
+            # Launch waits for the problem's fix; the memory estimate needs only the model, so
+            # it is shown even before a dataset is chosen.
+            self.query_one("#toml", Static).update("")
+            resolved = self.draft.for_estimate()
+            if resolved is None:
+                self.query_one("#memory", Static).update("")
+                self.query_one("#suggestions", Static).update("")
+                return
+            data = {k: v for k, v in resolved["data"].items() if v is not None}
+            toml_text = to_toml({**resolved, "data": data})  # the estimate's cache key
+        else:
+            resolved = self.draft.resolved()
+            toml_text = to_toml(resolved)
+            self.query_one("#toml", Static).update(
+                Syntax(toml_text, "toml", theme="ansi_dark", background_color="default")
+            )
         item = self.app.lookup(  # type: ignore[attr-defined]
             "memory", (toml_text, self.checks), lambda: check_memory(resolved)
         )

@@ -109,7 +109,7 @@ class StartStep(StepScreen):
         from tuiwiz.errors import TuiwizError
 
         try:
-            resolved, _ = presets.load(str(path))
+            resolved, _ = presets.load(str(path), require_data=False)  # data can come later
         except TuiwizError as e:
             self.notify(str(e), title="Cannot open this preset", severity="error", timeout=8)
             return
