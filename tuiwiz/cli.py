@@ -26,6 +26,7 @@ COMMANDS = [
     "demo",
     "presets",
     "import",
+    "compare",
     "explain",
     "inspect",
     "estimate",
