@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tuiwiz import config as cfg
 from tuiwiz import presets
@@ -497,8 +499,31 @@ def test_the_tool_is_told_from_the_keys_and_can_be_forced(tmp_path: Path):
         load(tmp_path, "foo: 1\nbar: 2\n")
     with pytest.raises(ConfigError, match="both axolotl and LLaMA-Factory; say which with --from"):
         load(tmp_path, "base_model: a/b\nmodel_name_or_path: a/b\n")
-    forced = load(tmp_path, "base_model: a/b\nmodel_name_or_path: a/b\n", tool="llamafactory")
+    both = "base_model: a/b\nmodel_name_or_path: a/b\nstage: sft\ndataset: x\n"
+    forced = load(tmp_path, both, tool="llamafactory")
     assert forced.preset["model"]["name_or_path"] == "a/b"
+    assert "base_model" in notes(forced, "not carried")
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (
+            "compute_environment: LOCAL_MACHINE\ndistributed_type: FSDP\nnum_processes: 8\n",
+            "an accelerate launch config",
+        ),
+        (
+            "model: Qwen/Qwen3-4B\nmodel_class: llm\npeft_config:\n  name: lora\n"
+            "micro_batch_size: 1\ncutoff_len: 2048\n",
+            "a LLaMA-Factory v1 config",
+        ),
+        ("model_name_or_path: a/b\ntemplate: qwen3\ninfer_backend: huggingface\n", "inference"),
+        ("model_name_or_path: a/b\nadapter_name_or_path: x\nexport_dir: out\n", "export"),
+    ],
+)
+def test_files_that_are_not_training_configs_are_named(tmp_path: Path, content: str, message):
+    with pytest.raises(ConfigError, match=message):
+        load(tmp_path, content)
 
 
 @pytest.mark.parametrize(
@@ -516,6 +541,15 @@ def test_bad_files_end_in_one_line(tmp_path: Path, content: str, message: str):
     with pytest.raises(ConfigError, match=message) as e:
         load(tmp_path, content)
     assert "\n" not in str(e.value)
+
+
+def test_a_directory_or_non_utf8_file_ends_in_one_line(tmp_path: Path):
+    with pytest.raises(ConfigError, match="is a directory"):
+        import_config(tmp_path)
+    binary = tmp_path / "config.yml"
+    binary.write_bytes(b"base_model: \xff\xfe\n")
+    with pytest.raises(ConfigError, match="not UTF-8 text"):
+        import_config(binary)
 
 
 def test_yaml_is_read_as_data_only(tmp_path: Path):
@@ -581,3 +615,41 @@ def test_importing_needs_neither_the_ui_nor_torch():
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     loaded = set(out.stdout.split())
     assert not {"textual", "torch", "transformers", "trl", "peft"} & loaded
+
+
+KEYS = sorted(
+    __import__("tuiwiz.importing.axolotl", fromlist=["MARKERS"]).MARKERS
+    | __import__("tuiwiz.importing.llamafactory", fromlist=["MARKERS"]).MARKERS
+    | {"lora_alpha", "learning_rate", "bf16", "fp16", "load_in_4bit", "adapter", "warmup_ratio",
+       "quantization_bit", "flash_attn", "fsdp", "deepspeed", "save_steps", "report_to"}
+)  # fmt: skip
+
+
+@settings(
+    max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+@given(
+    data=st.dictionaries(
+        st.one_of(st.sampled_from(KEYS), st.text(min_size=1, max_size=12)),
+        st.recursive(
+            st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=20),
+            lambda inner: (
+                st.lists(inner, max_size=3)
+                | st.dictionaries(st.text(min_size=1, max_size=8), inner, max_size=3)
+            ),
+            max_leaves=6,
+        ),
+        max_size=12,
+    )
+)
+def test_any_config_imports_or_fails_in_one_line(tmp_path: Path, data: dict):
+    """Whatever a YAML mapping holds: a valid preset with its report, or a one-line error."""
+    path = tmp_path / "random.yml"
+    path.write_text(yaml.safe_dump(data))
+    try:
+        imported = import_config(path)
+    except ConfigError as e:
+        assert "\n" not in str(e)
+        return
+    cfg.validate(__import__("tomllib").loads(preset_text(imported)))
+    assert all("\n" not in line for line in imported.report_lines())

@@ -93,7 +93,16 @@ def import_config(path: str | Path, tool: str | None = None) -> Imported:
     if tool is not None and tool not in TOOLS:
         raise ConfigError(f"--from {tool!r}: use axolotl or llamafactory")
     source = read_yaml(path)
+    if {"compute_environment", "distributed_type"} <= source.data.keys():
+        raise ConfigError(
+            f"{path}: an accelerate launch config (how many GPUs and machines), not a training "
+            "config; tuiwiz's [launch] section holds that"
+        )
+    if tool is None and {"peft_config", "train_dataset", "model_class"} & source.data.keys():
+        tool = "llamafactory"  # its v1 format, refused below with what to do instead
     tool = tool or detect(source.data, path)
+    if tool == "llamafactory":
+        llamafactory.refuse_other_files(source.data, path)
     conv = Conversion(source.data, path, TOOLS[tool])
     for key, lines in source.repeated.items():
         where = ", ".join(map(str, lines))

@@ -170,6 +170,59 @@ NOT_CARRIED = {
     "fp8": "fp8 training is not supported",
     "wandb_run_id": "W&B names a run itself (wandb_name sets its display name)",
     "fsdp_final_state_dict_type": "tuiwiz saves the adapter itself",
+    "group_by_length": "transformers 5 no longer groups batches by length",
+    "activation_offloading": "activation offloading is not supported (gradient checkpointing is)",
+    "qat": "quantization-aware training is not supported",
+    "quantization": "post-training quantization is not part of a run",
+    "use_kernels": _KERNEL,
+    "tiled_mlp": _KERNEL,
+    "fused_attn_kernel": _KERNEL,
+    "resize_token_embeddings_to_32x": "tuiwiz does not resize the embeddings",
+    "mean_resizing_embeddings": "tuiwiz does not resize the embeddings",
+    "shrink_embeddings": "tuiwiz does not resize the embeddings",
+    "embeddings_skip_upcast": "not needed",
+    "experimental_skip_move_to_device": "tuiwiz places the model itself",
+    "tokenizer_use_mistral_common": "tuiwiz loads the model's tokenizer with AutoTokenizer",
+    "tokenizer_save_jinja_files": "the adapter is saved with the model's tokenizer as it is",
+    "model_quantization_config": "tuiwiz quantizes with bitsandbytes ([quantization])",
+    "model_quantization_config_kwargs": "tuiwiz quantizes with bitsandbytes ([quantization])",
+    "flex_attn_compile_kwargs": "flex attention is not supported; tuiwiz uses sdpa",
+    "dp_shard_size": "tuiwiz shards with FSDP over every process ([launch] strategy)",
+    "dp_replicate_size": "hybrid sharding is not supported ([launch] strategy = ddp or fsdp)",
+    "expert_parallel_size": "expert parallelism is not supported",
+    "sample_packing_group_size": "TRL packs the examples its own way",
+    "sample_packing_bin_size": "TRL packs the examples its own way",
+    "sample_packing_sequentially": "TRL packs the examples its own way",
+    "multipack_real_batches": "TRL packs the examples its own way",
+    "batch_flattening": "TRL packs the examples its own way ([data] packing)",
+    "curriculum_sampling": "tuiwiz shuffles the training rows each epoch",
+    "pretrain_multipack_attn": "TRL packs the examples its own way",
+    "pretrain_multipack_buffer_size": "TRL packs the examples its own way",
+    "pretraining_sample_concatenation": "TRL packs the examples its own way ([data] packing)",
+    "streaming_multipack_buffer_size": "streaming datasets are not supported",
+    "use_ray": "Ray is not supported",
+    "ray_num_workers": "Ray is not supported",
+    "ray_run_name": "Ray is not supported",
+    "use_otel_metrics": "not supported: the run directory's events.jsonl has the metrics",
+    "profiler_steps": "not supported",
+}
+# Families of axolotl keys, by prefix, with one reason each.
+PREFIXES_NOT_CARRIED = {
+    "liger_": _KERNEL,
+    "unsloth_": _KERNEL,
+    "lisa_": "LISA (layer-wise sampling) is not supported",
+    "jagged_restart_": "ReLoRA is not supported",
+    "relora_": "ReLoRA is not supported",
+    "mlflow_": "MLflow is set up through its environment (MLFLOW_*) and report_to",
+    "comet_": 'Comet is not supported: report_to = ["wandb"] or ["tensorboard"]',
+    "gradio_": "not part of a run: try the adapter with `tuiwiz chat RUN`",
+    "vllm": "not part of supervised fine-tuning",
+    "trl": "not part of supervised fine-tuning",
+    "kd_": "knowledge distillation is not supported",
+    "dpo_": "preference training is not supported",
+    "kto_": "preference training is not supported",
+    "orpo_": "preference training is not supported",
+    "rl_": "preference training is not supported",
 }
 
 
@@ -187,8 +240,20 @@ def convert(conv: Conversion) -> None:
     _intervals(conv)
     _loggers(conv)
     _distributed(conv)
+    _renamed(conv)
     conv.drop_known(NOT_CARRIED)
+    conv.drop_prefixed(PREFIXES_NOT_CARRIED)
     conv.finish()
+
+
+def _renamed(conv: Conversion) -> None:
+    """Keys axolotl passes on to TrainingArguments under their older name."""
+    for old, new in (("evaluation_strategy", "eval_strategy"), ("adam_eps", "adam_epsilon")):
+        value = conv.take(old)
+        if value is not None and not conv.has(new):
+            conv.translated(old, value, {f"training.{new}": value})
+        elif value is not None:
+            conv.dropped(old, f"{new} is given too, and takes precedence")
 
 
 def _refuse_other_training(conv: Conversion) -> None:
@@ -245,7 +310,10 @@ def _adapter_and_quantization(conv: Conversion) -> None:
             flags[key] = None
     peft = conv.take("peft")
     if isinstance(peft, dict) and peft.get("backend") == "bnb":
-        key = {"nf4": "load_in_4bit", "int8": "load_in_8bit"}.get(peft.get("weight_dtype"))
+        dtype = peft.get("weight_dtype")
+        key = {"nf4": "load_in_4bit", "int8": "load_in_8bit"}.get(
+            dtype if isinstance(dtype, str) else ""
+        )
         if key:
             conv.translated("peft", peft, {f"quantization.{key}": True}, "bitsandbytes")
             flags[key] = True

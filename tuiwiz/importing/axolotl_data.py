@@ -98,7 +98,7 @@ def convert_dataset(conv: Conversion, entry: Keys, pretraining: bool) -> None:
 
 
 def _pretraining(conv: Conversion, entry: Keys) -> None:
-    column = entry.take("text_column", "text")
+    column = entry.take("text_column") or entry.take("field") or "text"
     kind = entry.take("type")
     targets: dict[str, Any] = {"data.format": "text"}
     if column != "text":
@@ -117,7 +117,7 @@ def _prompt_strategy(conv: Conversion, entry: Keys) -> None:
         _chat_template(conv, entry)
     elif isinstance(kind, str) and kind.split(":")[0] == "sharegpt":
         _conversation_columns(conv, entry, "sharegpt", "conversations", src, kind)
-    elif kind in ALPACA_TYPES:
+    elif isinstance(kind, str) and kind in ALPACA_TYPES:
         conv.translated(src, kind, {"data.format": "alpaca"}, ALPACA_WHY)
     elif kind == "completion":
         column = entry.take("field") or "text"
@@ -155,6 +155,9 @@ def _chat_template(conv: Conversion, entry: Keys) -> None:
     """type: chat_template: OpenAI-style messages, or sharegpt from/value, by the keys its
     messages use (message_property_mappings, or the older message_field_role/content)."""
     mapping = entry.take("message_property_mappings") or {}
+    if not isinstance(mapping, dict):
+        conv.dropped(entry.name("message_property_mappings"), f"{shown(mapping)} is not a mapping")
+        mapping = {}
     role = entry.take("message_field_role") or mapping.get("role", "role")
     content = entry.take("message_field_content") or mapping.get("content", "content")
     extra = {k: v for k, v in mapping.items() if k not in ("role", "content") and k != v}
@@ -197,7 +200,7 @@ def _roles(conv: Conversion, entry: Keys, fmt: str) -> None:
                 if fmt == "messages":
                     read = source == target and target in MESSAGE_ROLES
                 else:
-                    read = SHAREGPT_ROLES.get(source) == target
+                    read = isinstance(source, str) and SHAREGPT_ROLES.get(source) == target
                 if not read:
                     unread.append(f"{source} as {target}")
         if unread:

@@ -61,8 +61,12 @@ class Note:
     text: str  # the rest of the line
 
     def line(self) -> str:
-        key = self.key if self.key.isprintable() else repr(self.key)  # one line, always
-        return f"{key}: {self.text}"
+        """One printable line, whatever the file held (control characters are escaped)."""
+        return _printable(f"{self.key}: {self.text}")
+
+
+def _printable(text: str) -> str:
+    return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
 def shown(value: Any, limit: int = 60) -> str:
@@ -139,6 +143,12 @@ class Conversion:
 
     def check_value(self, dotted: str, value: Any) -> str | None:
         """Why `value` cannot be written at `dotted` on its own, or None."""
+        from tuiwiz.presets import _value
+
+        try:
+            _value(value)  # a value YAML can hold but TOML cannot (null, a number as a key)
+        except (TypeError, AttributeError):
+            return "a preset cannot hold it (null, or a table whose keys are not text)"
         section, name = dotted.split(".", 1)
         # The one key on its own: cross-key rules (4-bit and 8-bit both on) are checked when
         # the whole preset is validated, so neutral values stand in for the keys they pair with.
@@ -269,6 +279,14 @@ class Conversion:
                 self.take(key)
                 self.dropped(key, why)
 
+    def drop_prefixed(self, reasons: dict[str, str]) -> None:
+        """Report each present key starting with a prefix of `reasons` as not carried."""
+        for key in list(self.keys.left):
+            why = next((w for prefix, w in reasons.items() if key.startswith(prefix)), None)
+            if why is not None:
+                self.take(key)
+                self.dropped(key, why)
+
     def finish(self) -> None:
         """What no handler took: a TrainingArguments field goes to [training], anything else is
         reported as having no equivalent."""
@@ -277,7 +295,9 @@ class Conversion:
         fields = training_fields()
         for key in list(self.keys.left):
             value = self.take(key)
-            if key in TRAINING_BLOCKED:
+            if key == "save_only_model" and value is False:
+                self.carried.append(key)  # what tuiwiz does anyway
+            elif key in TRAINING_BLOCKED:
                 self.dropped(key, TRAINING_BLOCKED[key])
             elif key in fields:
                 if isinstance(value, str) and fields[key].annotation in ("float", "int"):

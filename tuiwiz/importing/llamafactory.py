@@ -165,13 +165,24 @@ def convert(conv: Conversion) -> None:
     _data_settings(conv, stage)
     _training(conv)
     conv.drop_known(NOT_CARRIED)
-    for key in list(conv.keys.left):
-        for prefix, why in _PREFIXES_NOT_CARRIED.items():
-            if key.startswith(prefix):
-                conv.take(key)
-                conv.dropped(key, why)
-                break
+    conv.drop_prefixed(_PREFIXES_NOT_CARRIED)
     conv.finish()
+
+
+def refuse_other_files(data: dict, path) -> None:
+    """LLaMA-Factory files that are not (classic) training configs: say what they are."""
+    if {"peft_config", "train_dataset", "model_class"} & data.keys():
+        raise ConfigError(
+            f"{path}: a LLaMA-Factory v1 config (model, peft_config, train_dataset), a newer "
+            "format that tuiwiz import does not read; use the classic format "
+            "(model_name_or_path, finetuning_type, dataset ...)"
+        )
+    if not {"dataset", "stage", "do_train"} & data.keys():
+        kind = "export (merge)" if "export_dir" in data else "inference"
+        raise ConfigError(
+            f"{path}: no dataset, stage or do_train: a LLaMA-Factory {kind} config, not a "
+            "training config"
+        )
 
 
 def _stage(conv: Conversion) -> str:
@@ -203,7 +214,7 @@ def _model(conv: Conversion) -> None:
     attention = conv.take("flash_attn")
     if attention is None:
         return
-    if attention in ATTENTION:
+    if isinstance(attention, str) and attention in ATTENTION:
         why = "transformers' own choice" if attention == "auto" else ""
         conv.translated(
             "flash_attn", attention, {"model.attn_implementation": ATTENTION[attention]}, why

@@ -55,6 +55,16 @@ def convert_dataset(conv: Conversion, stage: str) -> None:
             f"{extra}: tuiwiz trains on one dataset; combine the files into one to use both",
         )
     name = names[0]
+    if str(folder).startswith("REMOTE:"):
+        conv.placeholder(
+            "data.path",
+            "dataset",
+            f"{name!r} is a name in the dataset_info.json of the Hub repo "
+            f"{str(folder).removeprefix('REMOTE:')}, which tuiwiz does not read; give the "
+            "dataset's file or Hub id",
+        )
+        conv.carried.append("dataset_dir")
+        return
     registry_path, registry = find_registry(conv, str(folder))
     entry = registry.get(name)
     if registry_path is None or not isinstance(entry, dict):
@@ -99,7 +109,7 @@ def _entry(conv: Conversion, name: str, entry: dict[str, Any], folder: Path, sta
         if isinstance(entry.get(key), str):
             conv.write(dotted, entry[key])
     formatting = entry.get("formatting", "alpaca")
-    columns = entry.get("columns") or {}
+    columns = entry.get("columns") if isinstance(entry.get("columns"), dict) else {}
     if stage == "pt":
         column = columns.get("prompt", "text")
         conv.write("data.format", "text")
@@ -109,7 +119,8 @@ def _entry(conv: Conversion, name: str, entry: dict[str, Any], folder: Path, sta
     if formatting == "alpaca":
         _alpaca(conv, src, columns)
     elif formatting == "sharegpt":
-        _sharegpt(conv, src, columns, entry.get("tags") or {})
+        tags = entry.get("tags") if isinstance(entry.get("tags"), dict) else {}
+        _sharegpt(conv, src, columns, tags)
     else:
         conv.dropped(f"{src}.formatting", f"{shown(formatting)}: [data] format = auto")
 
@@ -151,7 +162,9 @@ def _sharegpt(conv: Conversion, src: str, columns: dict[str, Any], tags: dict[st
         conv.write("data.columns", {ours: column})
     conv.note("translated", f"{src}.formatting", f'sharegpt -> data.format = "{fmt}"')
     readable = (
-        (lambda r, t: r == t) if fmt == "messages" else (lambda r, t: SHAREGPT_ROLES.get(r) == t)
+        (lambda r, t: r == t)
+        if fmt == "messages"
+        else (lambda r, t: isinstance(r, str) and SHAREGPT_ROLES.get(r) == t)
     )
     for tag, target in (
         ("user_tag", "user"),

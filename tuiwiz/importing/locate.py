@@ -20,6 +20,9 @@ REMOTE = ("s3://", "gs://", "gcs://", "az://", "abfs://", "http://", "https://",
 
 def locate(conv: Conversion, src: str, ref: str, dotted: str) -> None:
     """Write `ref` at `dotted` (model.name_or_path or data.path), reporting how it was read."""
+    if not ref.isprintable():
+        conv.placeholder(dotted, src, f"{ref!r} holds control characters: not a path or a Hub id")
+        return
     if ref.startswith(REMOTE):
         conv.placeholder(dotted, src, f"{ref} is remote storage, which tuiwiz does not read")
         return

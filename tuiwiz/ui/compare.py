@@ -37,6 +37,7 @@ class CompareScreen(Screen[None]):
     """
     BINDINGS = [
         Binding("l", "log_scale", "Log scale"),
+        Binding("r", "reload", "Read again"),
         Binding("escape", "back", "Back"),
         Binding("q", "back", "Back", show=False),
     ]
@@ -134,6 +135,10 @@ class CompareScreen(Screen[None]):
         chart.log_scale = not chart.log_scale
         chart.border_title = "loss by step" + (" (log scale)" if chart.log_scale else "")
         chart.refresh()
+
+    def action_reload(self) -> None:
+        """Read the runs again (a run still training has logged more since)."""
+        self._load(self.run_dirs)
 
     def action_back(self) -> None:
         self.dismiss(None)
