@@ -46,6 +46,7 @@ def assert_nothing_lost(imported: Imported, source: Path) -> None:
     data = yaml.safe_load(source.read_text())
     named = set(imported.carried) | {n.key for n in imported.notes}
     for key, value in data.items():
+        key = str(key)
         if value is None:
             assert key in imported.empty
             continue
@@ -653,3 +654,4 @@ def test_any_config_imports_or_fails_in_one_line(tmp_path: Path, data: dict):
         return
     cfg.validate(__import__("tomllib").loads(preset_text(imported)))
     assert all("\n" not in line for line in imported.report_lines())
+    assert_nothing_lost(imported, path)

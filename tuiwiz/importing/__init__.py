@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from tuiwiz.errors import ConfigError
-from tuiwiz.importing.convert import CHECK, DROPPED, KINDS, Conversion, Note
+from tuiwiz.importing.convert import CHECK, DROPPED, KINDS, Conversion, Note, printable
 
 TOOLS = {"axolotl": "axolotl", "llamafactory": "LLaMA-Factory"}
 
@@ -50,7 +50,7 @@ class Imported:
         text = f"{len(self.carried)} key(s) carried as they were"
         if self.empty:
             text += f"; {len(self.empty)} key(s) with no value skipped ({', '.join(self.empty)})"
-        return text + "."
+        return printable(text + ".")
 
     def report_lines(self) -> list[str]:
         """The report: a heading per kind, then one line per key."""

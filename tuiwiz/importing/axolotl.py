@@ -239,7 +239,7 @@ def convert(conv: Conversion) -> None:
     _batch_and_schedule(conv)
     _intervals(conv)
     _loggers(conv)
-    _distributed(conv)
+    common.distributed(conv)
     _renamed(conv)
     conv.drop_known(NOT_CARRIED)
     conv.drop_prefixed(PREFIXES_NOT_CARRIED)
@@ -276,6 +276,8 @@ def _model(conv: Conversion) -> None:
     revision = conv.take("revision_of_model")
     if isinstance(revision, str):
         conv.translated("revision_of_model", revision, {"model.revision": revision})
+    elif revision is not None:
+        conv.dropped("revision_of_model", f"{shown(revision)} is not a branch, tag or commit")
     conv.flag_to("trust_remote_code", "model.trust_remote_code")
     if conv.raw["model"].get("trust_remote_code"):
         conv.check("trust_remote_code", "true: Python code from the model repo will run")
@@ -285,7 +287,9 @@ def _attention(conv: Conversion) -> None:
     flags = {"flash_attention": "flash_attention_2", "sdp_attention": "sdpa"}
     flags["eager_attention"] = "eager"
     chosen = conv.take("attn_implementation")
-    if isinstance(chosen, str):
+    if chosen is not None and not isinstance(chosen, str):
+        conv.dropped("attn_implementation", f"{shown(chosen)} is not an attention kernel's name")
+    elif isinstance(chosen, str):
         choices = ("sdpa", "eager", "flash_attention_2", "flash_attention_3")
         if chosen in choices:
             conv.same("attn_implementation", "model.attn_implementation", chosen)
@@ -297,7 +301,9 @@ def _attention(conv: Conversion) -> None:
             conv.translated(key, value, {"model.attn_implementation": implementation})
         elif value is True:
             conv.dropped(key, "attn_implementation is given too, and takes precedence")
-        elif value is not None and value is not False:
+        elif value is False:
+            conv.carried.append(key)  # off, as in tuiwiz unless attn_implementation says so
+        elif value is not None:
             conv.dropped(key, f"{shown(value)} is not true or false")
 
 
@@ -315,12 +321,16 @@ def _adapter_and_quantization(conv: Conversion) -> None:
             dtype if isinstance(dtype, str) else ""
         )
         if key:
+            if flags[key] is False:
+                conv.dropped(key, f"false, but peft.weight_dtype: {dtype} quantizes the model")
             conv.translated("peft", peft, {f"quantization.{key}": True}, "bitsandbytes")
             flags[key] = True
         else:
             conv.dropped("peft", f"{shown(peft)}: tuiwiz quantizes to nf4 or int8 only")
     elif peft is not None:
         conv.dropped("peft", f"{shown(peft)}: tuiwiz quantizes with bitsandbytes only")
+    if adapter == "qlora" and flags["load_in_4bit"] is False:
+        conv.dropped("load_in_4bit", "false, but adapter: qlora trains on the 4-bit model")
     if adapter == "qlora" and flags["load_in_4bit"] is not True:
         conv.translated(
             "adapter", adapter, {"quantization.load_in_4bit": True}, "LoRA on the 4-bit model"
@@ -372,6 +382,13 @@ def _lora(conv: Conversion) -> None:
     _integral(conv, "lora.lora_alpha")
     modules, linear = conv.take("lora_target_modules"), conv.take("lora_target_linear")
     names = split_names(modules) if modules is not None else None
+    if linear is False:
+        conv.carried.append("lora_target_linear")
+    elif linear is not None and linear is not True:
+        conv.dropped("lora_target_linear", f"{shown(linear)} is not true or false")
+    if modules is not None and names is None:
+        conv.dropped("lora_target_modules", f"{shown(modules)} is not a list of module names")
+        modules = None
     if linear is True:
         why = "every linear layer"
         if names:
@@ -420,7 +437,9 @@ def _precision(conv: Conversion) -> None:
         if bf16 is not None:
             conv.dropped("bf16", f"{shown(bf16)}: fp16 is set and takes precedence")
         return
-    if fp16 is not None and fp16 is not False:
+    if fp16 is False:
+        conv.carried.append("fp16")
+    elif fp16 is not None:
         conv.dropped("fp16", f"{shown(fp16)}: bf16 is set and takes precedence")
     if bf16 in (None, "auto"):
         why = (
@@ -445,7 +464,7 @@ def _data_settings(conv: Conversion) -> None:
     strategy = conv.take("excess_length_strategy")
     length = conv.take("sequence_len")
     if length is not None:
-        number = conv.number("sequence_len", length, int)
+        number = conv.number(length, int)
         if number is None:
             conv.dropped("sequence_len", f"{shown(length)} is not a whole number")
         elif strategy == "truncate":
@@ -456,13 +475,13 @@ def _data_settings(conv: Conversion) -> None:
             conv.translated("sequence_len", length, {"data.max_seq_length": number}, why)
     else:
         conv.default("sequence_len", "data.max_seq_length", 512, "axolotl's default")
-    if strategy not in (None, "truncate", "drop"):
+    if strategy is not None and strategy != "truncate":
         conv.dropped("excess_length_strategy", f"{shown(strategy)}: tuiwiz cuts longer examples")
     conv.flag_to("sample_packing", "data.packing")
     conv.flag_to("train_on_inputs", "data.train_on_prompt")
     size = conv.take("val_set_size")
     if size is not None:
-        number = conv.number("val_set_size", size)
+        number = conv.number(size)
         if number is not None and 0 <= number < 1:
             conv.translated("val_set_size", size, {"data.validation_split": number})
         else:
@@ -484,8 +503,8 @@ def _batch_and_schedule(conv: Conversion) -> None:
     conv.number_to("gradient_accumulation_steps", "training.gradient_accumulation_steps", int)
     total = conv.take("batch_size")
     if "gradient_accumulation_steps" not in conv.raw["training"]:
-        micro_n = conv.number("micro_batch_size", micro, int) if micro is not None else 1
-        total_n = conv.number("batch_size", total, int) if total is not None else None
+        micro_n = conv.number(micro, int) if micro is not None else 1
+        total_n = conv.number(total, int) if total is not None else None
         if total_n and micro_n and total_n % micro_n == 0:
             conv.translated(
                 "batch_size",
@@ -558,7 +577,7 @@ def _scheduler(conv: Conversion) -> None:
         common.scheduler(conv, "lr_scheduler", name)
     if minimum is None:
         return
-    ratio = conv.number("cosine_min_lr_ratio", minimum)
+    ratio = conv.number(minimum)
     if conv.raw["training"].get("lr_scheduler_type") == "cosine" and ratio is not None:
         conv.translated(
             "cosine_min_lr_ratio",
@@ -585,7 +604,7 @@ def _intervals(conv: Conversion) -> None:
         if conv.has(f"{kind}_steps"):
             conv.dropped(key, f"{kind}_steps is given too, and takes precedence")
             continue
-        per_epoch = conv.number(key, value, int)
+        per_epoch = conv.number(value, int)
         if not per_epoch or per_epoch < 1:
             conv.dropped(key, f"{shown(value)} is not a whole number >= 1")
         elif by_steps:
@@ -618,19 +637,30 @@ def _loggers(conv: Conversion) -> None:
         name = conv.take("wandb_name")
         if isinstance(name, str) and name:
             conv.translated("wandb_name", name, {"training.run_name": name})
+        elif name not in (None, ""):
+            conv.dropped("wandb_name", f"{shown(name)} is not a run name")
         for key, variable in env.items():
             value = conv.take(key)
             if value not in (None, ""):
                 conv.check(key, f"set {variable}={shown(value)} in the environment")
     elif project is not None:
         conv.carried.append("wandb_project")  # empty: no W&B, as tuiwiz
-    if conv.take("use_tensorboard") is True:
+    tensorboard = conv.take("use_tensorboard")
+    if tensorboard is True:
         common.add_report_to(conv, "tensorboard")
         conv.translated(
             "use_tensorboard", True, {"training.report_to": conv.raw["training"]["report_to"]}
         )
+    elif tensorboard is False:
+        conv.carried.append("use_tensorboard")
+    elif tensorboard is not None:
+        conv.dropped("use_tensorboard", f"{shown(tensorboard)} is not true or false")
     mlflow = conv.take("mlflow_experiment_name")
     uri = conv.take("mlflow_tracking_uri")
+    for key, value in (("mlflow_experiment_name", mlflow), ("mlflow_tracking_uri", uri)):
+        if value is not None and not isinstance(value, str):
+            conv.dropped(key, f"{shown(value)} is not text")
+    mlflow, uri = (v if isinstance(v, str) else "" for v in (mlflow, uri))
     if mlflow or uri:
         common.add_report_to(conv, "mlflow")
         conv.translated(
@@ -644,28 +674,3 @@ def _loggers(conv: Conversion) -> None:
         ):
             if value:
                 conv.check(key, f"set {variable}={shown(value)} in the environment")
-
-
-def _distributed(conv: Conversion) -> None:
-    fsdp, fsdp_config = conv.take("fsdp"), conv.take("fsdp_config")
-    version = conv.take("fsdp_version")
-    if fsdp or fsdp_config:
-        conv.translated(
-            "fsdp" if fsdp else "fsdp_config",
-            fsdp or "{...}",
-            {"launch.strategy": "fsdp", "launch.nproc_per_node": "auto"},
-            "one process per visible GPU, as accelerate launches it; tuiwiz writes FSDP-QLoRA's "
-            "settings itself",
-            show=bool(fsdp),
-        )
-        if fsdp and fsdp_config:
-            conv.dropped("fsdp_config", "tuiwiz writes FSDP-QLoRA's settings itself")
-    if version is not None:
-        conv.dropped("fsdp_version", "tuiwiz uses FSDP1, as peft documents for QLoRA")
-    deepspeed = conv.take("deepspeed")
-    if deepspeed:
-        conv.dropped(
-            "deepspeed",
-            'tuiwiz trains with DDP or FSDP, not DeepSpeed: [launch] strategy = "fsdp" shards '
-            "a model too large for one GPU",
-        )

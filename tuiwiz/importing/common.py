@@ -40,7 +40,7 @@ def warmup(conv: Conversion, steps: Any, ratio: Any, steps_key: str, ratio_key: 
     """warmup_steps as given, or warmup_ratio as a fractional warmup_steps (transformers reads
     a warmup_steps below 1 as a fraction of all steps). Returns whether either was given."""
     if steps is not None:
-        number = conv.number(steps_key, steps, int)
+        number = conv.number(steps, int)
         if number is None:
             conv.dropped(steps_key, f"{shown(steps)} is not a whole number of steps")
         elif isinstance(steps, str):
@@ -51,7 +51,7 @@ def warmup(conv: Conversion, steps: Any, ratio: Any, steps_key: str, ratio_key: 
             conv.dropped(ratio_key, f"{steps_key} is given too, and takes precedence")
         return True
     if ratio is not None:
-        number = conv.number(ratio_key, ratio)
+        number = conv.number(ratio)
         if number is None or not 0 <= number < 1:
             conv.dropped(ratio_key, f"{shown(ratio)} is not a fraction in [0, 1)")
         else:
@@ -85,3 +85,35 @@ CHAT_TEMPLATE_WHY = (
     "tuiwiz renders conversations with the tokenizer's own chat template (the model's), or the "
     "### Instruction / ### Response layout when it has none"
 )
+
+
+def distributed(conv: Conversion) -> None:
+    """fsdp (axolotl's list, or TrainingArguments' text) becomes [launch] strategy = "fsdp" on
+    every visible GPU; DeepSpeed has no equivalent."""
+    fsdp, fsdp_config = conv.take("fsdp"), conv.take("fsdp_config")
+    version = conv.take("fsdp_version")
+    for key, value in (("fsdp", fsdp), ("fsdp_config", fsdp_config)):
+        if value is not None and not value:
+            conv.carried.append(key)  # empty or false: no FSDP, as a one-process preset
+    if fsdp or fsdp_config:
+        conv.translated(
+            "fsdp" if fsdp else "fsdp_config",
+            fsdp or "{...}",
+            {"launch.strategy": "fsdp", "launch.nproc_per_node": "auto"},
+            "one process per visible GPU, as accelerate launches it; tuiwiz writes FSDP-QLoRA's "
+            "settings itself",
+            show=bool(fsdp),
+        )
+        if fsdp and fsdp_config:
+            conv.dropped("fsdp_config", "tuiwiz writes FSDP-QLoRA's settings itself")
+    if version is not None:
+        conv.dropped("fsdp_version", "tuiwiz uses FSDP1, as peft documents for QLoRA")
+    deepspeed = conv.take("deepspeed")
+    if deepspeed is not None and not deepspeed:
+        conv.carried.append("deepspeed")  # empty or false: no DeepSpeed
+    elif deepspeed:
+        conv.dropped(
+            "deepspeed",
+            'tuiwiz trains with DDP or FSDP, not DeepSpeed: [launch] strategy = "fsdp" shards '
+            "a model too large for one GPU",
+        )

@@ -62,10 +62,10 @@ class Note:
 
     def line(self) -> str:
         """One printable line, whatever the file held (control characters are escaped)."""
-        return _printable(f"{self.key}: {self.text}")
+        return printable(f"{self.key}: {self.text}")
 
 
-def _printable(text: str) -> str:
+def printable(text: str) -> str:
     return "".join(c if c.isprintable() else repr(c)[1:-1] for c in text)
 
 
@@ -85,6 +85,7 @@ def shown(value: Any, limit: int = 60) -> str:
         text = "{" + ", ".join(f"{k}: {shown(v, limit)}" for k, v in value.items()) + "}"
     else:
         text = repr(value)
+    text = printable(text)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -227,7 +228,7 @@ class Conversion:
 
     # --- common value conversions -------------------------------------------------------
 
-    def number(self, src: str, value: Any, kind: type = float) -> float | int | None:
+    def number(self, value: Any, kind: type = float) -> float | int | None:
         """A number, also from YAML text such as "2e-4" (YAML 1.1 reads it as a string)."""
         if isinstance(value, bool):
             return None
@@ -248,7 +249,7 @@ class Conversion:
         value = self.take(src)
         if value is None:
             return
-        number = self.number(src, value, kind)
+        number = self.number(value, kind)
         if number is None:
             self.dropped(src, f"{shown(value)} is not a number")
             return
@@ -301,9 +302,7 @@ class Conversion:
                 self.dropped(key, TRAINING_BLOCKED[key])
             elif key in fields:
                 if isinstance(value, str) and fields[key].annotation in ("float", "int"):
-                    number = self.number(
-                        key, value, float if fields[key].annotation == "float" else int
-                    )
+                    number = self.number(value, float if fields[key].annotation == "float" else int)
                     if number is not None:
                         self.translated(key, value, {f"training.{key}": number}, "read as a number")
                         continue

@@ -164,6 +164,7 @@ def convert(conv: Conversion) -> None:
     convert_dataset(conv, stage)
     _data_settings(conv, stage)
     _training(conv)
+    common.distributed(conv)
     conv.drop_known(NOT_CARRIED)
     conv.drop_prefixed(_PREFIXES_NOT_CARRIED)
     conv.finish()
@@ -208,6 +209,8 @@ def _model(conv: Conversion) -> None:
     revision = conv.take("model_revision")
     if isinstance(revision, str):
         conv.translated("model_revision", revision, {"model.revision": revision})
+    elif revision is not None:
+        conv.dropped("model_revision", f"{shown(revision)} is not a branch, tag or commit")
     conv.flag_to("trust_remote_code", "model.trust_remote_code")
     if conv.raw["model"].get("trust_remote_code"):
         conv.check("trust_remote_code", "true: Python code from the model repo will run")
@@ -305,21 +308,29 @@ def _quantization(conv: Conversion) -> None:
 def _precision(conv: Conversion) -> None:
     bf16, fp16 = conv.take("bf16"), conv.take("fp16")
     conv.flag_to("tf32", "training.tf32")
+    for key, value in (("bf16", bf16), ("fp16", fp16)):
+        if value is not None and not isinstance(value, bool):
+            conv.dropped(key, f"{shown(value)} is not true or false")
+    bf16, fp16 = (v if isinstance(v, bool) else None for v in (bf16, fp16))
     if bf16 is True:
-        common.precision(
-            conv, "bf16", True, "bf16", "the model loads and computes in bfloat16", True
-        )
+        why = "the model loads and computes in bfloat16"
+        common.precision(conv, "bf16", True, "bf16", why, True)
         if fp16 is True:
             conv.dropped("fp16", "bf16 is set too, and takes precedence")
+        elif fp16 is False:
+            conv.carried.append("fp16")
     elif fp16 is True:
-        common.precision(
-            conv, "fp16", True, "fp16", "the model loads and computes in float16", True
-        )
+        why = "the model loads and computes in float16"
+        common.precision(conv, "fp16", True, "fp16", why, True)
+        if bf16 is False:
+            conv.carried.append("bf16")
     else:
         why = "no mixed precision; the model loads in its own dtype"
         src = "bf16" if bf16 is not None else "fp16" if fp16 is not None else None
         if src:
             common.precision(conv, src, False, "fp32", why, False)
+            if src == "bf16" and fp16 is False:
+                conv.carried.append("fp16")
         else:
             conv.default("bf16", "training.bf16", False, "transformers' default (" + why + ")")
 
@@ -327,7 +338,7 @@ def _precision(conv: Conversion) -> None:
 def _data_settings(conv: Conversion, stage: str) -> None:
     length = conv.take("cutoff_len")
     if length is not None:
-        number = conv.number("cutoff_len", length, int)
+        number = conv.number(length, int)
         if number is None:
             conv.dropped("cutoff_len", f"{shown(length)} is not a whole number")
         else:
@@ -345,12 +356,20 @@ def _data_settings(conv: Conversion, stage: str) -> None:
         )
     elif isinstance(packing, bool):
         conv.same("packing", "data.packing", packing)
-    elif stage == "pt":
+    if neat is True and packing is not None:
+        conv.dropped("packing", "neat_packing is given too, and takes precedence")
+    elif neat is False:
+        conv.carried.append("neat_packing")
+    elif neat is not None:
+        conv.dropped("neat_packing", f"{shown(neat)} is not true or false")
+    if packing is not None and not isinstance(packing, bool):
+        conv.dropped("packing", f"{shown(packing)} is not true or false")
+    if neat is not True and not isinstance(packing, bool) and stage == "pt":
         conv.default("packing", "data.packing", True, "LLaMA-Factory's default for stage pt")
     conv.flag_to("train_on_prompt", "data.train_on_prompt")
     size = conv.take("val_size")
     if size is not None:
-        number = conv.number("val_size", size)
+        number = conv.number(size)
         if number is not None and 0 <= number < 1:
             conv.translated("val_size", size, {"data.validation_split": number})
         else:
@@ -361,7 +380,7 @@ def _data_settings(conv: Conversion, stage: str) -> None:
             )
     samples = conv.take("max_samples")
     if samples is not None:
-        number = conv.number("max_samples", samples, int)
+        number = conv.number(samples, int)
         if number is None:
             conv.dropped("max_samples", f"{shown(samples)} is not a whole number")
         else:
@@ -403,10 +422,14 @@ def _training(conv: Conversion) -> None:
             True,
             {"training.gradient_checkpointing": False},
         )
-    elif no_checkpointing is False or no_checkpointing is None:
+    else:
         conv.write("training.gradient_checkpointing", True)  # LLaMA-Factory's default, and ours
         if no_checkpointing is False:
             conv.carried.append("disable_gradient_checkpointing")
+        elif no_checkpointing is not None:
+            conv.dropped(
+                "disable_gradient_checkpointing", f"{shown(no_checkpointing)} is not true or false"
+            )
     for key, value in defaults.items():
         if key not in conv.raw["training"] and not conv.has(key):
             conv.default(key, f"training.{key}", value, "transformers' default")

@@ -44,7 +44,13 @@ def find_registry(conv: Conversion, folder: str) -> tuple[Path | None, dict[str,
 
 def convert_dataset(conv: Conversion, stage: str) -> None:
     names_value = conv.take("dataset")
+    given = conv.has("dataset_dir")
     folder = conv.take("dataset_dir", "data")
+    if not isinstance(folder, str):
+        conv.dropped("dataset_dir", f"{shown(folder)} is not a folder; data/ is looked for")
+        folder = "data"
+    elif given:
+        conv.carried.append("dataset_dir")  # read with the registry below
     names = split_names(names_value) if names_value is not None else None
     if not names:
         conv.placeholder("data.path", "dataset", "the file names no dataset")
@@ -63,7 +69,6 @@ def convert_dataset(conv: Conversion, stage: str) -> None:
             f"{str(folder).removeprefix('REMOTE:')}, which tuiwiz does not read; give the "
             "dataset's file or Hub id",
         )
-        conv.carried.append("dataset_dir")
         return
     registry_path, registry = find_registry(conv, str(folder))
     entry = registry.get(name)
@@ -80,8 +85,6 @@ def convert_dataset(conv: Conversion, stage: str) -> None:
             "give its file or Hub id",
         )
         return
-    if folder != "data":
-        conv.carried.append("dataset_dir")
     _entry(conv, name, entry, registry_path.parent, stage)
 
 
