@@ -120,6 +120,8 @@ def _prompt_strategy(conv: Conversion, entry: Keys) -> None:
     elif isinstance(kind, str) and kind in ALPACA_TYPES:
         conv.translated(src, kind, {"data.format": "alpaca"}, ALPACA_WHY)
     elif kind == "completion":
+        if entry.has("field"):
+            conv.carried.append(entry.name("field"))
         column = entry.take("field") or "text"
         targets: dict[str, Any] = {"data.format": "text"}
         if column != "text":
@@ -154,6 +156,11 @@ def _user_defined(conv: Conversion, entry: Keys, kind: Keys) -> None:
 def _chat_template(conv: Conversion, entry: Keys) -> None:
     """type: chat_template: OpenAI-style messages, or sharegpt from/value, by the keys its
     messages use (message_property_mappings, or the older message_field_role/content)."""
+    given = [
+        entry.name(k)
+        for k in ("message_property_mappings", "message_field_role", "message_field_content")
+        if entry.has(k)
+    ]
     mapping = entry.take("message_property_mappings") or {}
     if not isinstance(mapping, dict):
         conv.dropped(entry.name("message_property_mappings"), f"{shown(mapping)} is not a mapping")
@@ -162,10 +169,11 @@ def _chat_template(conv: Conversion, entry: Keys) -> None:
     content = entry.take("message_field_content") or mapping.get("content", "content")
     extra = {k: v for k, v in mapping.items() if k not in ("role", "content") and k != v}
     src = entry.name("type")
-    if (role, content) == ("role", "content"):
-        _conversation_columns(conv, entry, "messages", "messages", src, "chat_template")
-    elif (role, content) == ("from", "value"):
-        _conversation_columns(conv, entry, "sharegpt", "conversations", src, "chat_template")
+    if (role, content) in (("role", "content"), ("from", "value")):
+        messages = (role, content) == ("role", "content")
+        fmt, column = ("messages", "messages") if messages else ("sharegpt", "conversations")
+        _conversation_columns(conv, entry, fmt, column, src, "chat_template")
+        conv.carried += given  # read: they chose the format
     else:
         conv.dropped(
             entry.name("message_property_mappings"),
@@ -180,6 +188,9 @@ def _chat_template(conv: Conversion, entry: Keys) -> None:
 def _conversation_columns(
     conv: Conversion, entry: Keys, fmt: str, column: str, src: str, kind: str
 ) -> None:
+    if entry.left.get("field_messages") == column:
+        entry.take("field_messages")
+        conv.carried.append(entry.name("field_messages"))
     field = entry.take("field_messages") or column
     targets: dict[str, Any] = {"data.format": fmt}
     if field != column:
@@ -213,14 +224,18 @@ def _roles(conv: Conversion, entry: Keys, fmt: str) -> None:
         else:
             conv.carried.append(entry.name("roles"))
     trained = entry.take("roles_to_train")
-    if trained is not None and trained != ["assistant"] and trained != ["gpt"]:
+    if trained in (["assistant"], ["gpt"]):
+        conv.carried.append(entry.name("roles_to_train"))  # what tuiwiz trains
+    elif trained is not None:
         conv.dropped(
             entry.name("roles_to_train"),
             f"{shown(trained)}: tuiwiz trains the assistant's turns (or every token with "
             "[data] train_on_prompt = true)",
         )
     eos = entry.take("train_on_eos")
-    if eos not in (None, "turn"):
+    if eos == "turn":
+        conv.carried.append(entry.name("train_on_eos"))
+    elif eos is not None:
         conv.dropped(
             entry.name("train_on_eos"),
             f"{shown(eos)}: tuiwiz trains the end-of-turn token of each assistant turn (turn)",
