@@ -35,6 +35,12 @@ class StartStep(StepScreen):
     StartStep #choices { height: 1fr; border: none; }
     """
 
+    def __init__(self) -> None:
+        super().__init__()
+        self.marked: list[str] = []  # option ids of the runs marked to compare, in order
+        self.runs: dict[str, Path] = {}
+        self.run_labels: dict[str, Text] = {}
+
     def compose_form(self) -> ComposeResult:
         yield Static("What would you like to do?", classes="section-title")
         yield OptionList(id="choices")
@@ -74,11 +80,12 @@ class StartStep(StepScreen):
                 (info.description or "(no description)", "italic"),
             )
             options.append(Option(label, id=option_id))
-        self.runs: dict[str, Path] = {}
+        self.runs = {}
         runs = list(reversed(list_runs()))[:10]  # newest first
         if runs:
             options.append(None)
-        self.run_labels: dict[str, Text] = {}
+        self.run_labels = {}
+        self.marked = [m for m in self.marked if m in {f"run:{e.id}" for e, _ in runs}]
         for entry, status in runs:
             option_id = f"run:{entry.id}"
             self.runs[option_id] = entry.path
@@ -92,7 +99,6 @@ class StartStep(StepScreen):
                 (_ago(entry.created_at), "dim"),
             )
             options.append(Option(self._run_label(option_id), id=option_id))
-        self.marked = [m for m in getattr(self, "marked", []) if m in self.runs]
         choices = self.query_one("#choices", OptionList)
         highlighted = choices.highlighted
         choices.clear_options()
@@ -100,11 +106,9 @@ class StartStep(StepScreen):
         choices.highlighted = (
             highlighted if highlighted is not None and highlighted < len(options) else 0
         )
-        for option_id in self.marked:
-            choices.replace_option_prompt(option_id, self._run_label(option_id))
 
     def _run_label(self, option_id: str) -> Text:
-        marked = option_id in getattr(self, "marked", [])
+        marked = option_id in self.marked
         return Text.assemble(
             ("[x] " if marked else "[ ] ", "bold green" if marked else "dim"),
             self.run_labels[option_id],
