@@ -18,7 +18,7 @@ from tuiwiz import config as cfg
 from tuiwiz import presets
 from tuiwiz.cli import main
 from tuiwiz.errors import ConfigError
-from tuiwiz.importing import Imported, import_config, preset_text
+from tuiwiz.importing import Imported, axolotl_keys, import_config, llamafactory_keys, preset_text
 
 PEERS = Path(__file__).resolve().parent.parent / "fixtures" / "peer-configs"
 QLORA_1B = PEERS / "axolotl" / "qlora-1b.yml"
@@ -619,8 +619,8 @@ def test_importing_needs_neither_the_ui_nor_torch():
 
 
 KEYS = sorted(
-    __import__("tuiwiz.importing.axolotl", fromlist=["MARKERS"]).MARKERS
-    | __import__("tuiwiz.importing.llamafactory", fromlist=["MARKERS"]).MARKERS
+    axolotl_keys.MARKERS
+    | llamafactory_keys.MARKERS
     | {"lora_alpha", "learning_rate", "bf16", "fp16", "load_in_4bit", "adapter", "warmup_ratio",
        "quantization_bit", "flash_attn", "fsdp", "deepspeed", "save_steps", "report_to"}
 )  # fmt: skip

@@ -63,11 +63,11 @@ class Imported:
 
 def detect(data: dict[str, Any], path: Path) -> str:
     """ "axolotl" or "llamafactory", from the keys only one of them uses."""
-    from tuiwiz.importing import axolotl, llamafactory
+    from tuiwiz.importing import axolotl_keys, llamafactory_keys
 
     scores = {
-        "axolotl": len(axolotl.MARKERS & data.keys()),
-        "llamafactory": len(llamafactory.MARKERS & data.keys()),
+        "axolotl": len(axolotl_keys.MARKERS & data.keys()),
+        "llamafactory": len(llamafactory_keys.MARKERS & data.keys()),
     }
     best = max(scores, key=lambda k: scores[k])
     if scores[best] == 0:

@@ -12,146 +12,12 @@ from tuiwiz.errors import ConfigError
 from tuiwiz.importing import common
 from tuiwiz.importing.convert import Conversion, shown, split_names
 from tuiwiz.importing.llamafactory_data import convert_dataset
+from tuiwiz.importing.llamafactory_keys import NOT_CARRIED, PREFIXES_NOT_CARRIED
 from tuiwiz.importing.locate import locate
 
-MARKERS = frozenset(
-    {
-        "model_name_or_path",
-        "stage",
-        "finetuning_type",
-        "dataset",
-        "dataset_dir",
-        "template",
-        "cutoff_len",
-        "lora_rank",
-        "lora_target",
-        "val_size",
-        "quantization_bit",
-        "plot_loss",
-        "overwrite_cache",
-        "preprocessing_num_workers",
-        "additional_target",
-        "do_train",
-    }
-)
 ATTENTION = {"sdpa": "sdpa", "fa2": "flash_attention_2", "fa3": "flash_attention_3"}
 ATTENTION["disabled"] = "eager"
 ATTENTION["auto"] = "sdpa"  # transformers' own choice, which is sdpa where it is available
-
-_NOT_SUPPORTED = "not supported by tuiwiz"
-_INFERENCE = "an inference setting: pass it to `tuiwiz chat RUN` instead"
-_TOKEN = "tokens are never stored in presets; set HF_TOKEN in the environment"
-NOT_CARRIED = {
-    "template": "tuiwiz renders conversations with the tokenizer's own chat template (the "
-    "model's), or the ### Instruction / ### Response layout when it has none",
-    "plot_loss": "not needed: the dashboard and `tuiwiz compare` chart the loss",
-    "overwrite_cache": "not needed: tuiwiz's tokenization cache is keyed on the data and tokenizer",
-    "preprocessing_num_workers": "tuiwiz tokenizes in batches and caches the result itself",
-    "preprocessing_batch_size": "tuiwiz tokenizes in batches and caches the result itself",
-    "tokenized_path": "tuiwiz caches tokenized data itself (~/.cache/tuiwiz/tokenized)",
-    "eval_dataset": "tuiwiz holds out [data] validation_split of the training rows instead",
-    "mix_strategy": "tuiwiz trains on one dataset",
-    "interleave_probs": "tuiwiz trains on one dataset",
-    "streaming": "streaming datasets are not supported",
-    "buffer_size": "streaming datasets are not supported",
-    "mask_history": "tuiwiz trains every assistant turn of a conversation",
-    "tool_format": "tool calling data is not supported",
-    "media_dir": "text models only",
-    "ignore_pad_token_for_loss": "not needed: padding never counts in the loss",
-    "eval_on_each_dataset": "tuiwiz trains on one dataset",
-    "eval_num_beams": _INFERENCE,
-    "adapter_name_or_path": "tuiwiz trains a new adapter; starting from a trained one is not "
-    "supported",
-    "adapter_folder": "tuiwiz trains a new adapter",
-    "create_new_adapter": "tuiwiz trains a new adapter",
-    "cache_dir": "models come from the Hugging Face cache (set HF_HOME to move it)",
-    "use_fast_tokenizer": "tuiwiz uses the model's fast tokenizer",
-    "resize_vocab": "tuiwiz does not change the tokenizer",
-    "split_special_tokens": "tuiwiz does not change the tokenizer",
-    "add_tokens": "tuiwiz does not add tokens to the tokenizer",
-    "add_special_tokens": "tuiwiz does not add tokens to the tokenizer",
-    "new_special_tokens_config": "tuiwiz does not add tokens to the tokenizer",
-    "init_special_tokens": "tuiwiz does not add tokens to the tokenizer",
-    "low_cpu_mem_usage": "tuiwiz places the model itself",
-    "rope_scaling": "context extension is not supported",
-    "shift_attn": "shifted sparse attention is not supported",
-    "mixture_of_depths": _NOT_SUPPORTED,
-    "use_unsloth": "unsloth is not supported",
-    "use_unsloth_gc": "unsloth is not supported",
-    "enable_liger_kernel": "Liger kernels are not supported",
-    "use_v1_kernels": _NOT_SUPPORTED,
-    "moe_aux_loss_coef": _NOT_SUPPORTED,
-    "use_reentrant_gc": "tuiwiz uses non-reentrant gradient checkpointing",
-    "upcast_layernorm": _NOT_SUPPORTED,
-    "upcast_lmhead_output": _NOT_SUPPORTED,
-    "train_from_scratch": "tuiwiz fine-tunes a pretrained model",
-    "print_param_status": "`tuiwiz inspect MODEL` shows the parameters",
-    "offload_folder": "tuiwiz places the model itself",
-    "use_kv_cache": _INFERENCE,
-    "infer_backend": _INFERENCE,
-    "infer_dtype": _INFERENCE,
-    "hf_hub_token": _TOKEN,
-    "ms_hub_token": _TOKEN,
-    "om_hub_token": _TOKEN,
-    "quantization_device_map": "tuiwiz places the model itself",
-    "pure_bf16": "tuiwiz trains with mixed precision ([training] bf16)",
-    "use_llama_pro": _NOT_SUPPORTED,
-    "freeze_vision_tower": "text models only",
-    "freeze_multi_modal_projector": "text models only",
-    "freeze_language_model": "text models only",
-    "pissa_init": "PiSSA initialization is not supported",
-    "pissa_iter": "PiSSA initialization is not supported",
-    "pissa_convert": "PiSSA initialization is not supported",
-    "loraplus_lr_ratio": "LoRA+ is not supported",
-    "loraplus_lr_embedding": "LoRA+ is not supported",
-    "use_galore": "GaLore is not supported",
-    "use_apollo": "APOLLO is not supported",
-    "use_badam": "BAdam is not supported",
-    "use_adam_mini": "Adam-mini is not supported",
-    "use_muon": "Muon is not supported",
-    "compute_accuracy": "not supported: `tuiwiz eval RUN` measures the loss",
-    "disable_shuffling": "tuiwiz shuffles the training rows each epoch",
-    "include_effective_tokens_per_second": "not needed: tuiwiz always logs tokens per second",
-    "use_swanlab": 'SwanLab is not supported: report_to = ["wandb"] or ["tensorboard"]',
-    "export_dir": "export after training with `tuiwiz export RUN --out DIR`",
-    "export_size": "export after training with `tuiwiz export RUN --out DIR`",
-    "export_device": "export after training with `tuiwiz export RUN --out DIR`",
-    "export_quantization_bit": "export after training with `tuiwiz export RUN --out DIR`",
-    "export_legacy_format": "export after training with `tuiwiz export RUN --out DIR`",
-    "export_hub_model_id": "export after training with `tuiwiz export RUN --out DIR`",
-    "predict_with_generate": _INFERENCE,
-    "do_sample": _INFERENCE,
-    "temperature": _INFERENCE,
-    "top_p": _INFERENCE,
-    "top_k": _INFERENCE,
-    "num_beams": _INFERENCE,
-    "max_length": _INFERENCE,
-    "max_new_tokens": _INFERENCE,
-    "repetition_penalty": _INFERENCE,
-    "length_penalty": _INFERENCE,
-    "default_system": "not supported: put a system message in the rows",
-    "enable_thinking": _INFERENCE,
-}
-_PREFIXES_NOT_CARRIED = {
-    "swanlab_": "SwanLab is not supported",
-    "galore_": "GaLore is not supported",
-    "apollo_": "APOLLO is not supported",
-    "badam_": "BAdam is not supported",
-    "freeze_": "tuiwiz trains LoRA adapters; freezing rules do not apply",
-    "oft_": "OFT is not supported: tuiwiz trains LoRA adapters",
-    "pref_": "preference training is not supported",
-    "ppo_": "PPO is not supported",
-    "kto_": "KTO is not supported",
-    "ref_model": "preference training is not supported",
-    "reward_model": "reward models are not supported",
-    "ray_": "Ray is not supported",
-    "image_": "text models only",
-    "video_": "text models only",
-    "audio_": "text models only",
-    "vllm_": _INFERENCE,
-    "export_": "export after training with `tuiwiz export RUN --out DIR`",
-    "fp8": "fp8 training is not supported",
-}
 
 
 def convert(conv: Conversion) -> None:
@@ -166,7 +32,7 @@ def convert(conv: Conversion) -> None:
     _training(conv)
     common.distributed(conv)
     conv.drop_known(NOT_CARRIED)
-    conv.drop_prefixed(_PREFIXES_NOT_CARRIED)
+    conv.drop_prefixed(PREFIXES_NOT_CARRIED)
     conv.finish()
 
 
