@@ -50,3 +50,66 @@ def demo_tokenizer(demo_model: Path):
     from transformers import AutoTokenizer
 
     return AutoTokenizer.from_pretrained(str(demo_model))
+
+
+@pytest.fixture
+def make_run(tmp_path: Path):
+    """Write a small run directory as the training process would (preset.toml, events.jsonl,
+    status.json): `make_run("a", learning_rate=1e-4, losses=[...], ...)`. For `tuiwiz compare`
+    and its screen, which read nothing else."""
+    import json
+
+    from tuiwiz import config as cfg
+    from tuiwiz import presets
+    from tuiwiz.train.rundir import RunDir
+
+    def make(
+        name: str,
+        *,
+        overrides: dict | None = None,
+        losses: tuple[float, ...] = (2.0, 1.5, 1.0, 0.8),
+        every: int = 5,
+        evals: dict[int, float] | None = None,
+        base: float | None = 2.5,
+        state: str = "finished",
+        t0: float = 1_700_000_000.0,
+        seconds_per_step: float = 2.0,
+        gpu: bool = False,
+        rate: float = 1000.0,
+    ) -> Path:
+        raw = {
+            "name": name,
+            "model": {"name_or_path": "tuiwiz:demo-model"},
+            "data": {"path": "tuiwiz:demo-data", "validation_split": 0.1},
+            "training": {"max_steps": len(losses) * every},
+        }
+        for dotted, value in (overrides or {}).items():
+            section, key = dotted.split(".", 1)
+            raw.setdefault(section, {})[key] = value
+        path = tmp_path / name
+        path.mkdir()
+        run = RunDir(path)
+        run.write_preset(presets.to_toml(cfg.validate(raw)))
+        max_steps = len(losses) * every
+        events = [{"event": "started", "time": t0, "step": 0, "max_steps": max_steps}]
+        if base is not None:
+            events.append({"event": "eval", "time": t0, "step": 0, "eval_loss": base, "base": True})
+        for i, loss in enumerate(losses, 1):
+            step = i * every
+            event = {"event": "step", "time": t0 + step * seconds_per_step, "step": step,
+                     "max_steps": max_steps, "loss": loss, "tokens_per_second": rate * i,
+                     "rss_bytes": (100 + i) << 20}  # fmt: skip
+            if gpu:
+                event["gpu_max_memory_allocated"] = (1 << 30) + i
+            events.append(event)
+            if evals and step in evals:
+                events.append({"event": "eval", "time": t0 + step * seconds_per_step + 0.5,
+                               "step": step, "eval_loss": evals[step]})  # fmt: skip
+        end = t0 + max_steps * seconds_per_step + 1
+        if state == "finished":
+            events.append({"event": "finished", "time": end, "step": max_steps})
+        run.events.write_text("".join(json.dumps(e) + "\n" for e in events))
+        run.write_status(state=state, step=max_steps, id=name)
+        return path
+
+    return make

@@ -1,8 +1,10 @@
 """Drive the real app and save an SVG of every screen into screenshots/ (`make screenshots`).
 
 The wizard's steps on the demo preset, the help, and the dashboard of a real demo run (trained
-on this machine, on the CPU or a GPU) while it trains and once it has finished. Nothing is
-mocked: GPU readings are this machine's, so on a machine without a GPU the dashboard says so.
+on this machine, on the CPU or a GPU) while it trains and once it has finished; then a second
+demo run with a lower learning rate compared with the first, and the import of a real axolotl
+example config. Nothing is mocked: GPU readings are this machine's, so on a machine without a
+GPU the dashboard says so.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "screenshots"
 SIZE = (100, 32)
 STEPS = ["start", "model", "dataset", "targets", "quantlora", "training", "review"]
+PEER_CONFIG = ROOT / "tests" / "fixtures" / "peer-configs" / "axolotl" / "qlora-1b.yml"
 
 
 async def wait_for(pilot, condition, what: str, timeout: float = 600) -> None:
@@ -75,7 +78,39 @@ async def main() -> int:
         await pilot.pause(1.5)
         save(app, "9-dashboard-finished")
         await pilot.press("q")
+    await compare_and_import(resolved)
     return 0
+
+
+async def compare_and_import(resolved: dict) -> None:
+    from tuiwiz import presets
+    from tuiwiz.train import jobs
+    from tuiwiz.ui.app import TuiwizApp
+    from tuiwiz.ui.draft import Draft
+
+    slower = presets.load("demo", ["training.learning_rate=5e-4"])[0]
+    print("screenshots: training a second demo run to compare", flush=True)
+    jobs.start(Path("runs") / "demo-lr-5e-4", config=slower).wait()
+    app = TuiwizApp(Draft(resolved))
+    async with app.run_test(size=SIZE) as pilot:
+        await pilot.pause(0.5)
+        await pilot.press("end", "space", "up", "space", "c")  # mark both runs, compare
+        await wait_for(pilot, lambda: getattr(app.screen, "loaded", False), "the comparison")
+        await pilot.pause(0.2)
+        save(app, "10-compare")
+    app = TuiwizApp(Draft(resolved))
+    async with app.run_test(size=SIZE) as pilot:
+        from textual.widgets import Input
+
+        await pilot.press("down", "enter")  # Import a config
+        dialog = app.screen
+        dialog.query_one(Input).value = str(PEER_CONFIG)
+        await pilot.press("enter")
+        await wait_for(pilot, lambda: dialog.imported is not None, "the import")
+        dialog.query_one(Input).value = f"tests/fixtures/peer-configs/axolotl/{PEER_CONFIG.name}"
+        dialog.query_one(Input).cursor_blink = False
+        await pilot.pause(0.2)
+        save(app, "11-import")
 
 
 if __name__ == "__main__":

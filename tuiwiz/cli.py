@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import keyword
 import sys
 
 from tuiwiz import __version__
@@ -24,6 +25,8 @@ COMMANDS = [
     "export",
     "demo",
     "presets",
+    "import",
+    "compare",
     "explain",
     "inspect",
     "estimate",
@@ -45,9 +48,16 @@ def build_parser() -> argparse.ArgumentParser:
     )
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name in COMMANDS:
-        module = importlib.import_module(f"tuiwiz.commands.{name.replace('-', '_')}")
+        module = importlib.import_module(f"tuiwiz.commands.{_module_name(name)}")
         module.add_parser(sub).set_defaults(handler=module.run)
     return parser
+
+
+def _module_name(command: str) -> str:
+    """A command's module: dashes become underscores; a Python keyword (import) gets a trailing
+    underscore, as PEP 8 suggests."""
+    name = command.replace("-", "_")
+    return f"{name}_" if keyword.iskeyword(name) else name
 
 
 def _wizard_preset(argv: list[str]) -> str | None | bool:

@@ -185,6 +185,8 @@ def _comment(section: str, key: str) -> str:
     from tuiwiz.explain import EXPLANATIONS
 
     entry = EXPLANATIONS.get(f"{section}.{key}")
+    if entry is None and section == "training":
+        return "  # A transformers TrainingArguments field: see its documentation"
     return f"  # {entry.summary}" if entry else ""
 
 

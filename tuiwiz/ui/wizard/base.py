@@ -26,6 +26,7 @@ Keys (no mouse needed)
   F1               this help      Ctrl+Q  quit (runs keep going)
 
   Start    Enter opens · P: new run from a recent run's settings
+           Space marks a run · C compares the marked runs
   Model    Enter on a listed model picks it
   Targets  Space toggles · 1 q+v · 2 attention · 3 all linear
   Review   Ctrl+L launch · Ctrl+S save · 1-9 apply a suggestion
