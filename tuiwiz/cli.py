@@ -18,6 +18,7 @@ COMMANDS = [
     "launch-script",
     "logs",
     "attach",
+    "serve",
     "data",
     "eval",
     "chat",
