@@ -22,6 +22,7 @@ demo: $(STAMP)
 
 screenshots: $(STAMP)
 	$(BIN)/python tools/screenshots.py
+	$(BIN)/python tools/browser_screenshots.py  # needs chromium (apt-get install chromium)
 
 test: $(STAMP)
 	$(BIN)/python -m pytest -q

@@ -19,6 +19,7 @@ COMMANDS = [
     "launch-script",
     "logs",
     "attach",
+    "serve",
     "data",
     "eval",
     "chat",

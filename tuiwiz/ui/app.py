@@ -15,7 +15,7 @@ from textual import work
 from textual.app import App
 from textual.binding import Binding
 
-from tuiwiz.ui import background
+from tuiwiz.ui import background, keys
 from tuiwiz.ui.draft import Draft
 
 SCREENS: dict[str, tuple[str, str]] = {
@@ -31,7 +31,7 @@ SCREENS: dict[str, tuple[str, str]] = {
 
 class TuiwizApp(App):
     TITLE = "tuiwiz"
-    BINDINGS = [Binding("ctrl+q", "quit", "Quit", priority=True)]
+    BINDINGS = [Binding(keys.both("ctrl+q"), "quit", "Quit", priority=True)]
 
     def __init__(self, draft: Draft | None = None, start: str = "start") -> None:
         super().__init__()
@@ -47,6 +47,10 @@ class TuiwizApp(App):
         module, cls = SCREENS[self.start_step]
         self._home = getattr(importlib.import_module(module), cls)()
         return self._home
+
+    def get_key_display(self, binding: Binding) -> str:
+        """In a browser the footer names the F-key twins of the Ctrl keys (tuiwiz/ui/keys.py)."""
+        return keys.footer_display(binding.key, self.is_web) or super().get_key_display(binding)
 
     def on_mount(self) -> None:
         # After the first frame: importing in a thread still competes with drawing it.

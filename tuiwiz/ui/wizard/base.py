@@ -11,25 +11,27 @@ from textual.screen import ModalScreen, Screen
 from textual.widgets import Footer, OptionList, Static
 from textual.widgets.option_list import Option
 
+from tuiwiz.ui import keys
 from tuiwiz.ui.draft import Draft
 from tuiwiz.ui.widgets.explain_panel import ExplainPanel
 from tuiwiz.ui.widgets.field_row import FieldRow
 from tuiwiz.ui.widgets.step_bar import STEPS, StepBar
 
 HELP = """\
-Keys (no mouse needed)
+Keys (no mouse needed; in a browser, use the F-keys)
 
   Tab / Shift+Tab  next / previous field
-  Ctrl+N / Ctrl+B  next / previous step (nothing typed is lost)
-  Ctrl+G           go to any step
-  Ctrl+R           review: memory check, save, launch
-  F1               this help      Ctrl+Q  quit (runs keep going)
+  Ctrl+N  F3       next step (nothing typed is lost)
+  Ctrl+B  F2       previous step
+  Ctrl+G  F4       go to any step
+  Ctrl+R  F6       review: memory check, save, launch
+  Ctrl+Q  F10      quit (runs keep going)       F1  this help
 
   Start    Enter opens · P: new run from a recent run's settings
            Space marks a run · C compares the marked runs
   Model    Enter on a listed model picks it
   Targets  Space toggles · 1 q+v · 2 attention · 3 all linear
-  Review   Ctrl+L launch · Ctrl+S save · 1-9 apply a suggestion
+  Review   Ctrl+L/F9 launch · Ctrl+S/F7 save · 1-9 a suggestion
            F5 reads the GPUs again
 
 Each field's explanation shows on the right while it is
@@ -77,10 +79,10 @@ class StepScreen(Screen):
 
     STEP = ""
     BINDINGS = [
-        Binding("ctrl+n", "next", "Next"),
-        Binding("ctrl+b", "back", "Back"),
-        Binding("ctrl+g", "goto", "Go to"),
-        Binding("ctrl+r", "review", "Review"),
+        Binding(keys.both("ctrl+n"), "next", "Next"),
+        Binding(keys.both("ctrl+b"), "back", "Back"),
+        Binding(keys.both("ctrl+g"), "goto", "Go to"),
+        Binding(keys.both("ctrl+r"), "review", "Review"),
         Binding("f1", "help", "Help"),
     ]
     DEFAULT_CSS = """

@@ -15,6 +15,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal
 from textual.widgets import Button, Input, Static
 
+from tuiwiz.ui import keys
 from tuiwiz.ui.widgets.memory_bar import gib, memory_bar
 from tuiwiz.ui.wizard.base import StepScreen
 
@@ -136,8 +137,8 @@ def suggestions_text(result: dict[str, Any]) -> Text:
 class ReviewStep(StepScreen):
     STEP = "review"
     BINDINGS = [
-        Binding("ctrl+l", "launch", "Launch", priority=True),
-        Binding("ctrl+s", "save", "Save preset", priority=True),
+        Binding(keys.both("ctrl+l"), "launch", "Launch", priority=True),
+        Binding(keys.both("ctrl+s"), "save", "Save preset", priority=True),
         Binding("f5", "recheck", "Re-read GPUs"),
         *[Binding(str(i), f"apply({i})", show=False) for i in range(1, 10)],
     ]
@@ -174,16 +175,19 @@ class ReviewStep(StepScreen):
         super().on_screen_resume()
 
     def explain_extra(self, key: str | None) -> str:
+        web = self.app.is_web
         return (
-            "Ctrl+L launches the run: it trains in its own process and keeps going if this "
-            "terminal closes. Ctrl+S saves this configuration as a preset, to run again "
+            f"{keys.name('ctrl+l', web)} launches the run: it trains in its own process and "
+            f"keeps going if this {'tab' if web else 'terminal'} closes. "
+            f"{keys.name('ctrl+s', web)} saves this configuration as a preset, to run again "
             "with `tuiwiz run NAME`."
         )
 
     def refresh_derived(self) -> None:
         problem = self.draft.problem()
+        goto = keys.name("ctrl+g", self.app.is_web)
         self.query_one("#problem", Static).update(
-            Text(f"✗ Cannot launch yet: {problem}\n  (Ctrl+G goes to any step)") if problem else ""
+            Text(f"✗ Cannot launch yet: {problem}\n  ({goto} goes to any step)") if problem else ""
         )
         self.query_one("#launch", Button).disabled = bool(problem)
         from tuiwiz.presets import to_toml
