@@ -55,11 +55,14 @@ def supported_families() -> str:
 
 def architecture(cfg: Mapping[str, Any]) -> Architecture:
     """The architecture of a model config (config.json as a dict); TuiwizError if unsupported."""
-    names = cfg.get("architectures") or [cfg.get("model_type", "?")]
-    arch = ARCHITECTURES.get(names[0])
+    by_type = {"llama": "LlamaForCausalLM", "mistral": "MistralForCausalLM"}
+    by_type |= {"qwen2": "Qwen2ForCausalLM", "qwen3": "Qwen3ForCausalLM"}
+    model_type = str(cfg.get("model_type", "?"))
+    name = (cfg.get("architectures") or [by_type.get(model_type, model_type)])[0]
+    arch = ARCHITECTURES.get(name)
     if arch is None:
         raise TuiwizError(
-            f"GGUF export does not support the {names[0]} architecture; it supports "
+            f"GGUF export does not support the {name} architecture; it supports "
             f"{supported_families()}"
         )
     if cfg.get("hidden_act", "silu") not in ("silu", "swish"):
@@ -192,7 +195,6 @@ def plan_for(fr: Any, fmt: str, progress: Callable[[str], None] = lambda m: None
     alone (nothing is loaded yet); TuiwizError for what llama.cpp could not reproduce."""
     from transformers import AutoConfig, AutoTokenizer
 
-    from tuiwiz.after.gguf_vocab import vocab_from_tokenizer
     from tuiwiz.inspect.model import build_meta_model
 
     model = fr.config["model"]
@@ -201,13 +203,21 @@ def plan_for(fr: Any, fmt: str, progress: Callable[[str], None] = lambda m: None
         revision=model.get("revision") or None,
         trust_remote_code=bool(model.get("trust_remote_code")),
     )
-    cfg = config.to_dict()
-    arch = architecture(cfg)
+    architecture(config.to_dict())  # before building anything
     meta = build_meta_model(config)
-    shapes = {name: tuple(t.shape) for name, t in meta.state_dict().items()}
-    n_vocab = int(meta.get_input_embeddings().weight.shape[0])
-    vocab = vocab_from_tokenizer(AutoTokenizer.from_pretrained(str(fr.adapter)), n_vocab)
-    plan = GgufPlan(cfg, arch, vocab, plan_tensors(shapes, cfg, arch, fmt), fmt, fr.config["name"])
+    tokenizer = AutoTokenizer.from_pretrained(str(fr.adapter))
+    return plan_model(config.to_dict(), meta, tokenizer, fmt, fr.config["name"])
+
+
+def plan_model(cfg: dict[str, Any], model: Any, tokenizer: Any, fmt: str, name: str) -> GgufPlan:
+    """The GGUF file of a transformers model (its tensors may be on the meta device)."""
+    from tuiwiz.after.gguf_vocab import vocab_from_tokenizer
+
+    arch = architecture(cfg)
+    shapes = {key: tuple(t.shape) for key, t in model.state_dict().items()}
+    n_vocab = int(model.get_input_embeddings().weight.shape[0])
+    vocab = vocab_from_tokenizer(tokenizer, n_vocab)
+    plan = GgufPlan(cfg, arch, vocab, plan_tensors(shapes, cfg, arch, fmt), fmt, name)
     if vocab.caveat:
         plan.caveats.append(vocab.caveat)
     window = cfg.get("sliding_window") if cfg.get("use_sliding_window", True) else None

@@ -248,9 +248,11 @@ def _space_prefix(data: dict[str, Any]) -> bool | None:
             return False
         return None
     if pre.get("type") == "Metaspace" and not normalizer and pre.get("replacement") == SPM_SPACE:
-        if pre.get("split", True):
+        # "first" puts the space only at the very start, llama.cpp after special tokens too.
+        scheme = pre.get("prepend_scheme", "always")
+        if pre.get("split", True) or scheme == "first":
             return None
-        return pre.get("prepend_scheme", "always") in ("always", "first")
+        return scheme == "always"
     return None
 
 
@@ -264,8 +266,8 @@ def _sentencepiece_bpe(model: Json, data: Json, tokenizer: Any, n_vocab: int) ->
     space_prefix = _space_prefix(data)
     if space_prefix is None:
         raise TuiwizError(
-            "the tokenizer is a byte-fallback BPE without SentencePiece's space handling; "
-            "llama.cpp has no tokenizer that reproduces it"
+            "the tokenizer is a byte-fallback BPE whose space handling llama.cpp does not "
+            "reproduce (it prefixes a space at the start and after every special token)"
         )
     texts, added = _token_table(tokenizer, n_vocab)
     byte_token = re.compile(r"<0x[0-9A-F]{2}>")
