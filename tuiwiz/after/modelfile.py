@@ -105,20 +105,29 @@ def _between(text: str, first: str, second: str) -> str | None:
 
 def derive_layout(render: Render) -> ChatLayout | None:
     """The per-message layout of a renderer, or None when there is none that reproduces it."""
-    try:
-        lone = _around(render([_m("user", USER)], False), USER)
-        answered = render([_m("user", USER), _m("assistant", ASSISTANT)], False)
-        prompt = _around(render([_m("user", USER)], True), USER)
-        two = render(PROBES[1], True)
-    except Exception:  # a template that cannot render a plain conversation
+    for derive in (_from_endings, _from_prompts):
+        try:
+            layout = derive(render)
+        except Exception:  # a template that cannot render a plain conversation
+            layout = None
+        if layout is not None and _reproduces(layout, render, PROBES):
+            return _with_system(layout, render)
+    return None
+
+
+def _from_endings(render: Render) -> ChatLayout | None:
+    """Where a message ends, from conversations that end with it: the split a template's author
+    meant (ChatML's `<|im_end|>\n` closes every message)."""
+    lone = _around(render([_m("user", USER)], False), USER)
+    answered = _around(render([_m("user", USER), _m("assistant", ASSISTANT)], False), ASSISTANT)
+    prompt = _around(render([_m("user", USER)], True), USER)
+    two = render(PROBES[1], True)
+    if lone is None or answered is None or prompt is None:
         return None
-    if lone is None or prompt is None:
-        return None
-    user_tail = lone[1]
-    assistant_tail = (_around(answered, ASSISTANT) or ("", None))[1]
+    user_tail, assistant_tail = lone[1], answered[1]
     user_to_assistant = _between(two, USER, ASSISTANT)
     assistant_to_user = _between(two, ASSISTANT, USER2)
-    if assistant_tail is None or user_to_assistant is None or assistant_to_user is None:
+    if user_to_assistant is None or assistant_to_user is None:
         return None
     if not (
         user_to_assistant.startswith(user_tail)
@@ -129,7 +138,7 @@ def derive_layout(render: Render) -> ChatLayout | None:
     user_head = assistant_to_user[len(assistant_tail) :]
     if not prompt[0].endswith(user_head):
         return None
-    layout = ChatLayout(
+    return ChatLayout(
         head=prompt[0][: len(prompt[0]) - len(user_head)],
         system_head="",
         system_tail="",
@@ -140,9 +149,41 @@ def derive_layout(render: Render) -> ChatLayout | None:
         generation=prompt[1][len(user_tail) :],
         system=False,
     )
-    if not _reproduces(layout, render, PROBES):
+
+
+def _from_prompts(render: Render) -> ChatLayout | None:
+    """The split from prompts alone (for renderers that drop what ends the last message): a user
+    message opens with what precedes every user message, and ends with what follows every one."""
+    prompt = _around(render([_m("user", USER)], True), USER)
+    two = render(PROBES[1], True)
+    user_to_assistant = _between(two, USER, ASSISTANT)
+    assistant_to_user = _between(two, ASSISTANT, USER2)
+    if prompt is None or user_to_assistant is None or assistant_to_user is None:
         return None
-    return _with_system(layout, render)
+    user_head = _common_suffix(prompt[0], assistant_to_user)
+    user_tail = _common_prefix(prompt[1], user_to_assistant)
+    return ChatLayout(
+        head=prompt[0][: len(prompt[0]) - len(user_head)],
+        system_head="",
+        system_tail="",
+        user_head=user_head,
+        user_tail=user_tail,
+        assistant_head=user_to_assistant[len(user_tail) :],
+        assistant_tail=assistant_to_user[: len(assistant_to_user) - len(user_head)],
+        generation=prompt[1][len(user_tail) :],
+        system=False,
+    )
+
+
+def _common_prefix(a: str, b: str) -> str:
+    n = 0
+    while n < min(len(a), len(b)) and a[n] == b[n]:
+        n += 1
+    return a[:n]
+
+
+def _common_suffix(a: str, b: str) -> str:
+    return _common_prefix(a[::-1], b[::-1])[::-1]
 
 
 def _with_system(layout: ChatLayout, render: Render) -> ChatLayout:

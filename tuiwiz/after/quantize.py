@@ -59,6 +59,8 @@ def run(source: Path, target: Path, fmt: str, progress: Callable[[str], None]) -
     except OSError as e:
         raise TuiwizError(f"{TOOL} could not be started: {e}") from None
     if done.returncode != 0 or not target.is_file():
-        said = [line.strip() for line in (done.stderr + done.stdout).splitlines() if line.strip()]
+        said = [line.strip() for line in done.stderr.splitlines() if line.strip()] or [
+            line.strip() for line in done.stdout.splitlines() if line.strip()
+        ]
         reason = said[-1] if said else f"exit status {done.returncode}"
         raise TuiwizError(f"{TOOL} failed: {reason}")
