@@ -5,6 +5,7 @@ the free-space check. llama.cpp itself checks the files: test_gguf_families and 
 
 from __future__ import annotations
 
+import os
 import stat
 from pathlib import Path
 
@@ -428,3 +429,75 @@ def test_too_little_disk_space_is_refused_before_writing(monkeypatch, tmp_path):
 def test_the_k_quant_size_bound_covers_q6_k():
     assert quantize.upper_bound_bytes(10**9, "q4_k_m") >= 10**9 * 6.5625 / 8
     assert gguf_export.human_bytes(1_500_000_000) == "1.5 GB"
+
+
+GO_RENDER = """package main
+
+import ("encoding/json"; "fmt"; "os"; "strings"; "text/template")
+
+type Message struct{ Role, Content string }
+type Case struct { Template string; Messages []Message; Expected string }
+
+func main() {
+	var cases []Case
+	data, _ := os.ReadFile(os.Args[1])
+	if err := json.Unmarshal(data, &cases); err != nil { panic(err) }
+	for i, c := range cases {
+		var b strings.Builder
+		t, err := template.New("t").Parse(c.Template)
+		if err == nil { err = t.Execute(&b, struct{ Messages []Message }{c.Messages}) }
+		if err != nil || b.String() != c.Expected {
+			fmt.Printf("case %d: %v %q\\n", i, err, b.String())
+		}
+	}
+}
+"""
+
+
+def test_go_renders_the_ollama_templates_as_the_layouts_do(tmp_path):
+    """Ollama's templates are Go text/template: with Go installed, Go itself renders them."""
+    import json
+    import shutil
+    import subprocess
+
+    from tuiwiz import demo
+
+    if shutil.which("go") is None:
+        pytest.skip("Go is not installed (apt-get install golang-go): Go's own rendering unchecked")
+    conversations = [
+        *modelfile.PROBES,
+        *modelfile.SYSTEM_PROBES,
+        [],
+        [{"role": "user", "content": 'a {{ b }} "q"\n\\ end'}],
+    ]
+    cases = []
+    for template, tokens in [
+        (demo.CHAT_TEMPLATE, {}),
+        (QWEN25, {}),
+        (LLAMA31, {"bos": "<|begin_of_text|>", "eos": "<|eot_id|>"}),
+        (MISTRAL, {"bos": "<s>", "eos": "</s>"}),
+    ]:
+        layout = check_layout(template, **tokens)
+        for conversation in conversations:
+            messages = [{"Role": m["role"], "Content": m["content"]} for m in conversation]
+            expected = layout.render(conversation)
+            cases.append(
+                {
+                    "Template": modelfile.ollama_template(layout),
+                    "Messages": messages,
+                    "Expected": expected,
+                }
+            )
+    raw = [{"Role": "system", "Content": "S"}, {"Role": "user", "Content": "U"}]
+    cases.append({"Template": modelfile.RAW_TEMPLATE, "Messages": raw, "Expected": "S\n\nU"})
+    (tmp_path / "main.go").write_text(GO_RENDER)
+    (tmp_path / "cases.json").write_text(json.dumps(cases))
+    done = subprocess.run(
+        ["go", "run", "main.go", "cases.json"],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        env={**os.environ, "GO111MODULE": "off", "GOCACHE": str(tmp_path / "cache")},
+        timeout=300,
+    )
+    assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr
