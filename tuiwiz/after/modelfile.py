@@ -298,12 +298,17 @@ class ModelfileParts:
     notes: list[str]
 
 
+def ollama_name(name: str) -> str:
+    """A name `ollama create` accepts."""
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.") or "model"
+
+
 def modelfile_text(name: str, version: str, gguf_file: str, parts: ModelfileParts) -> str:
-    ollama_name = re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-.") or "model"
+    ollama = ollama_name(name)
     lines = [
         f"# Ollama Modelfile for {name}, written by tuiwiz {version}.",
-        f"#   ollama create {ollama_name} -f Modelfile",
-        f"#   ollama run {ollama_name}",
+        f"#   ollama create {ollama} -f Modelfile",
+        f"#   ollama run {ollama}",
         *(f"# {note}" for note in parts.notes),
         f"FROM ./{gguf_file}",
         "",

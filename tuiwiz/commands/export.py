@@ -62,5 +62,8 @@ def run(args: argparse.Namespace) -> int:
     kind = f"{args.gguf} GGUF file" if args.gguf else "merged model" if args.merge else "adapter"
     print(f"tuiwiz: exported the {kind} of {fr.name} to {out}")
     if args.gguf:
-        print(f"tuiwiz: run it with Ollama: cd {out} && ollama create {fr.name} -f Modelfile")
+        from tuiwiz.after.modelfile import ollama_name
+
+        name = ollama_name(fr.name)
+        print(f"tuiwiz: run it with Ollama: cd {out} && ollama create {name} -f Modelfile")
     return 0
