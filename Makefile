@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/data_prep.py
 	$(BIN)/python bench/estimate_speed.py
 	$(BIN)/python bench/startup.py
+	$(BIN)/python bench/gguf_export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
