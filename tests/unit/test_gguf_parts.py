@@ -501,3 +501,76 @@ def test_go_renders_the_ollama_templates_as_the_layouts_do(tmp_path):
         timeout=300,
     )
     assert done.returncode == 0 and done.stdout == "", done.stdout + done.stderr
+
+
+# --- the Modelfile of a run ----------------------------------------------------------------
+
+
+class FakeRun:
+    """What parts_for_run reads of a finished run: its data and how it trained."""
+
+    def __init__(self, tmp_path: Path, rows: list[dict], fmt: str) -> None:
+        import json
+
+        self.file = tmp_path / "data.jsonl"
+        self.file.write_text("".join(json.dumps(r) + "\n" for r in rows))
+        self.config = {"data": {"format": fmt}}
+        self.run = type("RunDir", (), {"path": tmp_path})()
+
+    def data(self) -> dict:
+        return {"path": str(self.file), "split": "train", "subset": "", "max_samples": 0,
+                "format": self.config["data"]["format"], "columns": {}}  # fmt: skip
+
+
+def alpaca(system: str | None, n: int = 3) -> list[dict]:
+    rows = [{"instruction": f"Say {i}", "output": str(i)} for i in range(n)]
+    return [{**r, "system": system} for r in rows] if system else rows
+
+
+def test_the_training_datas_system_prompt_becomes_system(tmp_path):
+    tokenizer = tokenizer_with(CHATML, eos="<|im_end|>")
+    vocab = vocab_from_tokenizer(tokenizer, len(tokenizer))
+    fr = FakeRun(tmp_path, alpaca("Answer in one word."), "alpaca")
+    parts = modelfile.parts_for_run(fr, tokenizer, vocab, 32768)
+    assert parts.system == '"""Answer in one word."""' and parts.notes == []
+    assert parts.template and '{{ if eq .Role "system" }}<|im_start|>system\n' in parts.template
+    assert parts.stops == ["<|im_end|>"]
+    text = modelfile.modelfile_text("r", "0", "model.gguf", parts)
+    assert "PARAMETER num_ctx 4096" in text
+
+
+def test_several_system_prompts_are_named_not_chosen(tmp_path):
+    tokenizer = tokenizer_with(CHATML, eos="<|im_end|>")
+    vocab = vocab_from_tokenizer(tokenizer, len(tokenizer))
+    rows = alpaca("Be brief.") + alpaca("Be verbose.") + alpaca(None)
+    parts = modelfile.parts_for_run(FakeRun(tmp_path, rows, "alpaca"), tokenizer, vocab, 256)
+    assert parts.system is None
+    assert parts.notes == [
+        "the training data has 2 different system prompts: give one with /set system in ollama run"
+    ]
+
+
+def test_a_system_prompt_the_template_cannot_place_means_no_template(tmp_path):
+    tokenizer = tokenizer_with(MISTRAL, bos="<s>", eos="</s>")
+    vocab = vocab_from_tokenizer(tokenizer, len(tokenizer))
+    parts = modelfile.parts_for_run(
+        FakeRun(tmp_path, alpaca("Be brief."), "alpaca"), tokenizer, vocab, 256
+    )
+    assert parts.template is None and "no TEMPLATE" in parts.notes[0]
+
+
+def test_prompt_completion_runs_get_the_prompt_as_it_is(tmp_path):
+    tokenizer = tokenizer_with(None)
+    vocab = vocab_from_tokenizer(tokenizer, len(tokenizer))
+    rows = [{"prompt": "2+2=", "completion": "4"}]
+    parts = modelfile.parts_for_run(
+        FakeRun(tmp_path, rows, "prompt_completion"), tokenizer, vocab, 256
+    )
+    assert parts.template == f'"""{modelfile.RAW_TEMPLATE}"""' and parts.system is None
+
+
+def test_unreadable_training_data_is_a_note_not_a_failure(tmp_path):
+    fr = FakeRun(tmp_path, alpaca(None), "alpaca")
+    fr.file.unlink()
+    system, note = modelfile.training_system_prompt(fr)
+    assert system is None and note.startswith("the training data could not be read")
