@@ -198,11 +198,15 @@ def plan_for(fr: Any, fmt: str, progress: Callable[[str], None] = lambda m: None
     from tuiwiz.inspect.model import build_meta_model
 
     model = fr.config["model"]
-    config = AutoConfig.from_pretrained(
-        fr.model_path(progress),
-        revision=model.get("revision") or None,
-        trust_remote_code=bool(model.get("trust_remote_code")),
-    )
+    try:
+        config = AutoConfig.from_pretrained(
+            fr.model_path(progress),
+            revision=model.get("revision") or None,
+            trust_remote_code=bool(model.get("trust_remote_code")),
+        )
+    except (OSError, ValueError) as e:
+        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise TuiwizError(f"cannot read the base model's config.json: {reason}") from None
     architecture(config.to_dict())  # before building anything
     meta = build_meta_model(config)
     tokenizer = AutoTokenizer.from_pretrained(str(fr.adapter))
