@@ -406,7 +406,6 @@ def prepare(fr: Any, fmt: str, folder: Path, progress: Callable[[str], None]) ->
     from tuiwiz.after import quantize
     from tuiwiz.train import builders
 
-    progress("checking the model's architecture and tokenizer")
     if fmt not in all_formats():
         raise TuiwizError(f"--gguf: '{fmt}' is not one of {', '.join(all_formats())}")
     if fmt in quantize.TOOL_FORMATS:

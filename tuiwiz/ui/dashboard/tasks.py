@@ -73,6 +73,7 @@ def export_run(
     from tuiwiz.after.export import export
     from tuiwiz.after.loading import finished_run, quiet_libraries
 
+    progress("checking the run, its model and tokenizer")
     fr = finished_run(run)
     quiet_libraries()
     gguf = kind.removeprefix("gguf:") if kind.startswith("gguf:") else None
