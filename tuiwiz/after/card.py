@@ -110,8 +110,8 @@ def card_text(f: CardFacts) -> str:
         front.append("- qlora")
     front.append("---")
     what = (
-        f"`{f.base_model}` with a LoRA adapter merged into its weights, as one GGUF file "
-        f"({f.gguf}) for llama.cpp, Ollama and LM Studio."
+        f"`{f.base_model}` with a LoRA adapter merged into its weights as training held them, "
+        f"as one GGUF file ({f.gguf}) for llama.cpp, Ollama and LM Studio."
         if f.gguf
         else f"`{f.base_model}` with a LoRA adapter merged into its weights ({f.dtype}): a "
         "complete model that loads with transformers alone."
