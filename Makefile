@@ -41,6 +41,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/estimate_speed.py
 	$(BIN)/python bench/startup.py
 	$(BIN)/python bench/import_compare_speed.py
+	$(BIN)/python bench/gguf_export.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

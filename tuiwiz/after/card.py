@@ -29,13 +29,16 @@ class CardFacts:
     # Where the base model is on disk when its name is tuiwiz's own (tuiwiz:demo-model), which
     # transformers cannot load by that name.
     base_model_path: str | None = None
+    gguf: str | None = None  # the GGUF file's type, for a GGUF export
 
 
 def _number(value: Any, digits: int = 4) -> str:
     return f"{value:.{digits}f}" if isinstance(value, (int, float)) else "-"
 
 
-def facts_from_run(run_path: Path, config: dict[str, Any], merged: bool, dtype: str | None):
+def facts_from_run(
+    run_path: Path, config: dict[str, Any], merged: bool, dtype: str | None, gguf: str | None = None
+):
     """Gather the card's facts from a finished run's directory."""
     from tuiwiz import __version__
     from tuiwiz.after.evaluate import load_saved
@@ -103,6 +106,7 @@ def facts_from_run(run_path: Path, config: dict[str, Any], merged: bool, dtype: 
         lora=dict(config["lora"]),
         quantization=quantization,
         version=__version__,
+        gguf=gguf,
     )
 
 
@@ -111,8 +115,9 @@ def card_text(f: CardFacts) -> str:
     front = ["---"]
     if HUB_ID.match(f.base_model):
         front.append(f"base_model: {f.base_model}")
-    front.append(f"library_name: {'transformers' if f.merged else 'peft'}")
-    front += ["tags:", "- tuiwiz", "- lora"]
+    library = "gguf" if f.gguf else "transformers" if f.merged else "peft"
+    front.append(f"library_name: {library}")
+    front += ["tags:", "- tuiwiz", "- lora", *(["- gguf"] if f.gguf else [])]
     if "4-bit" in f.quantization:
         front.append("- qlora")
     front.append("---")
@@ -123,7 +128,10 @@ def card_text(f: CardFacts) -> str:
             f"first use; on the machine that trained this it is in `{f.base_model_path}`)"
         )
     what = (
-        f"{base} with a LoRA adapter merged into its weights ({f.dtype}): a complete "
+        f"{base} with a LoRA adapter merged into its weights as training held them, as one "
+        f"GGUF file ({f.gguf}) for llama.cpp, Ollama and LM Studio."
+        if f.gguf
+        else f"{base} with a LoRA adapter merged into its weights ({f.dtype}): a complete "
         "model that loads with transformers alone."
         if f.merged
         else f"A LoRA adapter for {base}, with its tokenizer."
@@ -141,9 +149,15 @@ def card_text(f: CardFacts) -> str:
         "",
         "## Use",
         "",
-        "```python",
-        *(_use_merged() if f.merged else _use_adapter(f.base_model_path or f.base_model)),
-        "```",
+        *(
+            _use_gguf()
+            if f.gguf
+            else [
+                "```python",
+                *(_use_merged() if f.merged else _use_adapter(f.base_model_path or f.base_model)),
+                "```",
+            ]
+        ),
         "",
         "## Training data",
         "",
@@ -179,6 +193,25 @@ def _lora_words(lora: dict[str, Any]) -> str:
     targets = ", ".join(targets) if isinstance(targets, list) else targets
     kind = "DoRA" if lora.get("use_dora") else "LoRA"
     return f"{kind} rank {lora.get('r')}, alpha {lora.get('lora_alpha')}, on {targets}."
+
+
+def _use_gguf() -> list[str]:
+    return [
+        "With Ollama (the Modelfile holds the chat layout the model was trained with):",
+        "",
+        "```sh",
+        "ollama create my-model -f Modelfile",
+        "ollama run my-model",
+        "```",
+        "",
+        "With llama.cpp (the chat template is inside the file):",
+        "",
+        "```sh",
+        "llama-cli -m model.gguf -cnv",
+        "```",
+        "",
+        "LM Studio: import `model.gguf` (`lms import model.gguf`).",
+    ]
 
 
 def _use_merged() -> list[str]:

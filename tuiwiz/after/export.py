@@ -25,6 +25,7 @@ from tuiwiz.errors import TuiwizError
 LEFT_OUT = {"training_args.bin", "README.md"}
 PRESET_FILE = "tuiwiz-preset.toml"  # the preset the run trained with, to replay it
 DTYPES = ("auto", "bfloat16", "float16", "float32")
+TEXT_NAMES = {"Modelfile"}
 TEXT_SUFFIXES = {".json", ".md", ".txt", ".jinja", ".toml", ".yaml", ".yml", ".py"}
 TOKEN_VARIABLES = ("HF_TOKEN", "HUGGING_FACE_HUB_TOKEN", "HUGGINGFACE_HUB_TOKEN")
 
@@ -51,10 +52,18 @@ def secrets() -> list[str]:
     return [s for s in set(found) if len(s) >= 8]
 
 
+def assert_no_secrets_in(texts: list[str], tokens: list[str]) -> None:
+    """Refuse to write text (a GGUF file's metadata) that contains an access token."""
+    if any(token in text for text in texts for token in tokens):
+        raise TuiwizError(
+            "the model's metadata would contain an access token; nothing was exported"
+        )
+
+
 def assert_no_secrets(folder: Path, tokens: list[str]) -> None:
     """Refuse an export whose text files contain an access token."""
     for path in folder.rglob("*"):
-        if path.is_file() and path.suffix in TEXT_SUFFIXES:
+        if path.is_file() and (path.suffix in TEXT_SUFFIXES or path.name in TEXT_NAMES):
             data = path.read_bytes()
             if any(token.encode() in data for token in tokens):
                 raise TuiwizError(
@@ -97,25 +106,41 @@ def write_adapter(fr: FinishedRun, staging: Path) -> None:
             shutil.copyfile(entry, staging / entry.name)
 
 
-def write_merged(fr: FinishedRun, staging: Path, dtype: str, progress) -> None:
+def merged_model(fr: FinishedRun, dtype: str | None, progress, as_trained: bool = False):
+    """The base model with the adapter merged into its weights, on the CPU. The base is loaded
+    unquantized (in `dtype`, default the preset's), or with `as_trained` exactly as training held
+    it: a 4-bit or 8-bit base is loaded quantized and dequantized, so the merged weights are those
+    `tuiwiz chat` and `tuiwiz eval` answer with."""
     import warnings
 
     import torch
     from peft import PeftModel
-    from transformers import AutoTokenizer
 
     from tuiwiz.train import builders
 
     path = fr.model_path(progress)
-    progress(f"loading {fr.config['model']['name_or_path']} unquantized in {dtype} on the CPU")
+    name = fr.config["model"]["name_or_path"]
+    quantized = as_trained and builders.bnb_config(fr.config["quantization"]) is not None
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", FutureWarning)
-        base = builders.load_base_model(
-            path, fr.config, quantize=False, dtype=getattr(torch, dtype), on_cpu=True
-        )
+        if quantized:
+            progress(f"loading {name} quantized, as training held it, on the CPU")
+            base = builders.load_base_model(path, fr.config, on_cpu=True).dequantize()
+        else:
+            dtype = dtype or str(builders.model_dtype(fr.config)).removeprefix("torch.")
+            progress(f"loading {name} unquantized in {dtype} on the CPU")
+            base = builders.load_base_model(
+                path, fr.config, quantize=False, dtype=getattr(torch, dtype), on_cpu=True
+            )
         model = PeftModel.from_pretrained(base, str(fr.adapter))
         progress("merging the adapter into the weights")
-        merged = model.merge_and_unload(safe_merge=True)
+        return model.merge_and_unload(safe_merge=True)
+
+
+def write_merged(fr: FinishedRun, staging: Path, dtype: str, progress) -> None:
+    from transformers import AutoTokenizer
+
+    merged = merged_model(fr, dtype, progress)
     progress("writing the merged model")
     merged.save_pretrained(str(staging))
     AutoTokenizer.from_pretrained(str(fr.adapter)).save_pretrained(str(staging))
@@ -152,30 +177,56 @@ def _why(error: OSError) -> str:
     return f"{text} ({error.filename})" if error.filename else text
 
 
+def _existing(folder: Path) -> Path:
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    return folder
+
+
 def export(
     fr: FinishedRun,
     out: Path,
     merge: bool = False,
     dtype: str = "auto",
     progress: Callable[[str], None] = lambda message: None,
+    gguf: str | None = None,
+    fraction: Callable[[float], None] = lambda done: None,
 ) -> Path:
-    """Write the export to `out` (which must not exist or be empty); returns `out`."""
+    """Write the export to `out` (which must not exist or be empty); returns `out`. `gguf`: a
+    GGUF file of that type (gguf_export.all_formats()) with an Ollama Modelfile instead of the
+    adapter; `fraction` hears how much of the GGUF file is written."""
     from tuiwiz.after.card import card_text, facts_from_run
     from tuiwiz.fileio import write_atomic
 
     out = out.expanduser().absolute()
     check_target(out)
+    if gguf and merge:
+        raise TuiwizError("--gguf and --merge are two exports; choose one")
+    if gguf and dtype != "auto":
+        raise TuiwizError("--dtype goes with --merge; --gguf chooses the file's type")
     dtype = resolve_dtype(fr, dtype) if merge else None
+    plan = None
+    if gguf:
+        from tuiwiz.after import gguf_export
+
+        plan = gguf_export.prepare(fr, gguf, _existing(out.parent), progress)
+        assert_no_secrets_in([plan.name, plan.vocab.chat_template or ""], secrets())
     created: list[Path] = []
     staging: Path | None = None
     try:
         created = _make_parents(out.parent)
         staging = Path(tempfile.mkdtemp(dir=out.parent, prefix=f".{out.name}.partial-"))
-        if merge:
+        if plan is not None:
+            from tuiwiz.after import gguf_export, modelfile
+
+            gguf_export.write_into(fr, staging, plan, progress, fraction)
+            for note in modelfile.write_for_run(fr, staging, plan):
+                progress(note)
+        elif merge:
             write_merged(fr, staging, dtype, progress)
         else:
             write_adapter(fr, staging)
-        facts = facts_from_run(fr.run.path, fr.config, merged=merge, dtype=dtype)
+        facts = facts_from_run(fr.run.path, fr.config, merged=merge, dtype=dtype, gguf=gguf)
         write_atomic(staging / "README.md", card_text(facts))
         write_atomic(staging / PRESET_FILE, fr.run.preset.read_text(encoding="utf-8"))
         assert_no_secrets(staging, secrets())

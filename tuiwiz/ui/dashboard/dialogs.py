@@ -129,3 +129,85 @@ class FilesScreen(ModalScreen[None]):
 
     def action_close(self) -> None:
         self.dismiss(None)
+
+
+def default_destination(run_path: Path, kind: str) -> Path:
+    """A new folder beside the run directory, named after the run and the kind of export."""
+    suffix = "gguf" if kind.startswith("gguf:") else kind
+    return run_path.parent / f"{run_path.name}-{suffix}"
+
+
+class ExportDialog(ModalScreen["tuple[str, Path] | None"]):
+    """What to export a finished run as, and where: dismissed with (kind, folder) or None."""
+
+    DEFAULT_CSS = (
+        _DIALOG_CSS.format(name="ExportDialog")
+        + """
+    ExportDialog OptionList { height: auto; max-height: 8; }
+    ExportDialog Input { margin-top: 1; }
+    ExportDialog #export-error { color: $text-error; height: auto; }
+    ExportDialog #export-error:empty { display: none; }
+    """
+    )
+    BINDINGS = [Binding("escape", "cancel", "cancel")]
+
+    def __init__(self, run_path: Path, kinds: list[tuple[str, str]]) -> None:
+        super().__init__()
+        self.run_path = run_path
+        self.kinds = kinds
+        self.kind = kinds[0][0]
+
+    def compose(self) -> ComposeResult:
+        from textual.widgets import Input, OptionList
+
+        with Vertical() as box:
+            box.border_title = f"Export {self.run_path.name}"
+            yield OptionList(*(label for _, label in self.kinds), id="export-kind")
+            yield Input(
+                str(default_destination(self.run_path, self.kind)),
+                placeholder="the folder to write (new, or empty)",
+                id="export-out",
+            )
+            yield Static("", id="export-error")
+            yield Static(
+                "[b]↑/↓[/] kind  [b]tab[/] folder  [b]enter[/] export  [b]esc[/] cancel",
+                classes="dialog-keys",
+            )
+
+    def on_mount(self) -> None:
+        from textual.widgets import OptionList
+
+        self.query_one(OptionList).highlighted = 0
+
+    def on_option_list_option_highlighted(self, event) -> None:
+        from textual.widgets import Input
+
+        field = self.query_one("#export-out", Input)
+        previous = self.kind
+        self.kind = self.kinds[event.option_index][0]
+        if field.value == str(default_destination(self.run_path, previous)):
+            field.value = str(default_destination(self.run_path, self.kind))
+
+    def on_option_list_option_selected(self, event) -> None:
+        from textual.widgets import Input
+
+        self.query_one("#export-out", Input).focus()  # enter on a kind: on to the folder
+
+    def on_input_submitted(self, event) -> None:
+        from tuiwiz.after.export import check_target
+        from tuiwiz.errors import TuiwizError
+
+        text = event.value.strip()
+        if not text:
+            self.query_one("#export-error", Static).update("Give the folder to write.")
+            return
+        out = Path(text).expanduser().absolute()
+        try:
+            check_target(out)
+        except TuiwizError as e:
+            self.query_one("#export-error", Static).update(escape(str(e)))
+            return
+        self.dismiss((self.kind, out))
+
+    def action_cancel(self) -> None:
+        self.dismiss(None)

@@ -64,7 +64,7 @@ def describe(
         where = escape(str(status.get("adapter") or adapter))
         text = (
             f"Trained {steps} steps in {duration(elapsed)}. Adapter: [b]{where}[/]\n"
-            "Press [b]t[/] to try it."
+            "Press [b]t[/] to try it, [b]e[/] to export it (GGUF for Ollama, llama.cpp)."
         )
         return Outcome("good", "finished", text, [])
     if state == "stopped":

@@ -299,3 +299,44 @@ class TitleBar(DashPanel):
             Text("● " + self.state, state_style(self, self.state)),
         )
         return grid
+
+
+class ExportBar(Widget):
+    """An export of the finished run under way (or just done): what it does, and how far the
+    GGUF file is written. Hidden until the first export."""
+
+    DEFAULT_CSS = """
+    ExportBar { height: 1; layout: horizontal; display: none; padding: 0 1; }
+    ExportBar > #export-line { width: 1fr; height: 1; }
+    ExportBar > ProgressBar { width: 32; height: 1; }
+    """
+
+    def compose(self):
+        from textual.widgets import ProgressBar, Static
+
+        yield Static("", id="export-line")
+        yield ProgressBar(total=None, show_eta=False, id="export-progress")
+
+    def begin(self, line: str) -> None:
+        from textual.widgets import ProgressBar
+
+        self.display = True
+        self.say(line)
+        self.query_one(ProgressBar).update(total=None, progress=0)
+
+    def say(self, line: str) -> None:
+        from textual.widgets import Static
+
+        self.query_one("#export-line", Static).update(line)
+
+    def fraction(self, done: float) -> None:
+        from textual.widgets import ProgressBar
+
+        self.query_one(ProgressBar).update(total=100, progress=round(100 * done, 1))
+
+    def end(self, line: str, complete: bool) -> None:
+        from textual.widgets import ProgressBar
+
+        self.say(line)
+        bar = self.query_one(ProgressBar)
+        bar.update(total=100, progress=100 if complete else bar.progress)

@@ -3,7 +3,7 @@
 Everything that touches the disk, NVML or the estimator runs in thread workers; the UI loop only
 folds what they post. The run directory is read, never written, except through the two actions
 that change a run on purpose: stop (SIGTERM, as `tuiwiz stop`) and a new run from a suggestion
-(in a new directory).
+(in a new directory). An export of a finished run writes only the folder the user names.
 """
 
 from __future__ import annotations
@@ -27,16 +27,23 @@ from textual.worker import get_current_worker
 from tuiwiz.train.rundir import RunDir
 from tuiwiz.ui.dashboard import tasks
 from tuiwiz.ui.dashboard.chart import LossChart
-from tuiwiz.ui.dashboard.dialogs import ConfirmStop, FilesScreen, HelpScreen, listing
+from tuiwiz.ui.dashboard.dialogs import (
+    ConfirmStop,
+    ExportDialog,
+    FilesScreen,
+    HelpScreen,
+    listing,
+)
 from tuiwiz.ui.dashboard.model import RunView
 from tuiwiz.ui.dashboard.outcome import OutcomePanel, describe, usable_suggestions
-from tuiwiz.ui.dashboard.panels import GpuPanel, StatsPanel, TitleBar
+from tuiwiz.ui.dashboard.panels import ExportBar, GpuPanel, StatsPanel, TitleBar
 from tuiwiz.ui.dashboard.reader import LOG_LINES, Inbox, RunReader
 
 HELP = [
     ("s", "stop training (asks first; it saves a checkpoint)"),
     ("d", "detach: leave training running and quit"),
     ("t", "try the finished adapter"),
+    ("e", "export the finished run: GGUF (Ollama, llama.cpp), merged model or adapter"),
     ("1-9", "start a new run with that suggestion (failed runs)"),
     ("enter", "start a new run with the selected suggestion"),
     ("o", "show the run directory and its files"),
@@ -73,6 +80,7 @@ class DashboardScreen(Screen[None]):
         Binding("s", "stop", "Stop"),
         Binding("d", "detach", "Detach"),
         Binding("t", "try_it", "Try it"),
+        Binding("e", "export", "Export"),
         Binding("o", "files", "Files"),
         Binding("l", "log_scale", "Log scale", show=False),
         Binding("question_mark", "help", "Help", key_display="?"),
@@ -114,6 +122,27 @@ class DashboardScreen(Screen[None]):
             super().__init__()
             self.line, self.job, self.error = line, job, error
 
+    class ExportProgress(Message):
+        """An export's progress line, how much of the file is written, its folder or error."""
+
+        def __init__(
+            self,
+            line: str = "",
+            fraction: float | None = None,
+            done: Path | None = None,
+            error: str | None = None,
+        ) -> None:
+            super().__init__()
+            self.line, self.fraction, self.done, self.error = line, fraction, done, error
+
+        def can_replace(self, message: Message) -> bool:
+            # Only a newer fraction replaces a pending one; lines and the outcome all show.
+            return (
+                isinstance(message, DashboardScreen.ExportProgress)
+                and message.fraction is not None
+                and self.fraction is not None
+            )
+
     def __init__(
         self,
         run_dir: str | Path,
@@ -133,6 +162,7 @@ class DashboardScreen(Screen[None]):
         self.run = RunDir(Path(run_dir))
         self.generation = 0
         self._inbox = Inbox()
+        self.exporting = False  # an export of the finished run is under way
         self._reset_state()
 
     def _reset_state(self) -> None:
@@ -170,6 +200,7 @@ class DashboardScreen(Screen[None]):
         log = Log(id="dash-log", classes="dash-box", max_lines=LOG_LINES, auto_scroll=True)
         log.border_title = "train.log"
         yield log
+        yield ExportBar(id="dash-export")
         yield Footer()
 
     @staticmethod
@@ -251,6 +282,26 @@ class DashboardScreen(Screen[None]):
         else:
             self.post_message(self.Relaunch(job=job))
 
+    @work(thread=True, exclusive=True, group="dash-export", exit_on_error=False)
+    def _export(self, run: RunDir, kind: str, out: Path) -> None:
+        from tuiwiz.errors import TuiwizError
+
+        post = self.post_message
+        try:
+            done = tasks.export_run(
+                run,
+                kind,
+                out,
+                lambda line: post(self.ExportProgress(line=line)),
+                lambda fraction: post(self.ExportProgress(fraction=fraction)),
+            )
+        except TuiwizError as e:
+            post(self.ExportProgress(error=str(e)))
+        except Exception as e:
+            post(self.ExportProgress(error=f"{type(e).__name__}: {e}"))
+        else:
+            post(self.ExportProgress(done=Path(done)))
+
     @work(thread=True, exclusive=True, group="dash-files", exit_on_error=False)
     def _list_files(self, path: Path) -> None:
         try:
@@ -322,6 +373,24 @@ class DashboardScreen(Screen[None]):
             self.relaunch_line = f"[$text-primary]{escape(message.line)}[/]"
         self._refresh_all()
 
+    @on(ExportProgress)
+    def _on_export_progress(self, message: ExportProgress) -> None:
+        bar = self.query_one(ExportBar)
+        if message.error:
+            self.exporting = False
+            bar.end(f"[$text-error]export failed:[/] {escape(message.error)}", complete=False)
+            self.notify(message.error, title="Not exported", severity="error")
+            self.refresh_bindings()
+        elif message.done is not None:
+            self.exporting = False
+            bar.end(f"[$text-success]exported to[/] {escape(str(message.done))}", complete=True)
+            self.notify(str(message.done), title="Exported")
+            self.refresh_bindings()
+        elif message.fraction is not None:
+            bar.fraction(message.fraction)
+        elif message.line:
+            bar.say(f"[$text-primary]export:[/] {escape(message.line)}")
+
     @on(OutcomePanel.Picked)
     def _on_picked(self, message: OutcomePanel.Picked) -> None:
         self.action_apply_suggestion(message.number)
@@ -373,6 +442,8 @@ class DashboardScreen(Screen[None]):
             return running
         if action == "try_it":
             return self.state == "finished"
+        if action == "export":
+            return self.state == "finished" and not self.exporting
         if action == "back":  # only inside an app with screens below (the wizard)
             return self.is_current and len(self.app.screen_stack) > 1
         if action == "apply_suggestion":
@@ -437,6 +508,21 @@ class DashboardScreen(Screen[None]):
             self.app.push_screen(TryItScreen(self.run.path))
         except Exception as e:
             self.notify(f"{type(e).__name__}: {e}", title="Try it failed", severity="error")
+
+    def action_export(self) -> None:
+        if self.state != "finished" or self.exporting:
+            return
+
+        def chosen(choice: tuple[str, Path] | None) -> None:
+            if choice is None:
+                return
+            kind, out = choice
+            self.exporting = True
+            self.refresh_bindings()
+            self.query_one(ExportBar).begin(f"[$text-primary]export:[/] {escape(str(out))}")
+            self._export(self.run, kind, out)
+
+        self.app.push_screen(ExportDialog(self.run.path, tasks.export_kinds()), chosen)
 
     def action_files(self) -> None:
         self._list_files(self.run.path)

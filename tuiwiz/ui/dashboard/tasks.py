@@ -37,3 +37,41 @@ def start_with(run: RunDir, overrides: list[str], progress: Callable[[str], None
     job = jobs.start(target, config=resolved, progress=progress)
     threading.Thread(target=job.wait, name="tuiwiz-reaper", daemon=True).start()
     return job
+
+
+def export_kinds() -> list[tuple[str, str]]:
+    """(kind, label) of each export the dashboard offers (k-quants with llama-quantize)."""
+    import shutil
+
+    from tuiwiz.after.quantize import TOOL
+
+    kinds = [
+        ("gguf:q8_0", "GGUF q8_0: llama.cpp, Ollama, LM Studio"),
+        ("gguf:f16", "GGUF f16: twice the size, the 16-bit weights"),
+    ]
+    if shutil.which(TOOL):
+        kinds += [("gguf:q4_k_m", "GGUF q4_k_m: smallest (llama-quantize)")]
+    kinds += [
+        ("merged", "merged model: transformers, no peft needed"),
+        ("adapter", "adapter: for the base model, with peft"),
+    ]
+    return kinds
+
+
+def export_run(
+    run: RunDir,
+    kind: str,
+    out: Any,
+    progress: Callable[[str], None],
+    fraction: Callable[[float], None],
+) -> Any:
+    """Export a finished run as `kind` (export_kinds) into the folder `out`; returns it.
+    Raises TuiwizError with its reason."""
+    from tuiwiz.after.export import export
+    from tuiwiz.after.loading import finished_run, quiet_libraries
+
+    progress("checking the run, its model and tokenizer")
+    fr = finished_run(run)
+    quiet_libraries()
+    gguf = kind.removeprefix("gguf:") if kind.startswith("gguf:") else None
+    return export(fr, out, merge=kind == "merged", progress=progress, gguf=gguf, fraction=fraction)
