@@ -28,8 +28,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
-	$(BIN)/ruff check tuiwiz tests bench
-	$(BIN)/ruff format --check tuiwiz tests bench
+	$(BIN)/ruff check tuiwiz tests bench tools
+	$(BIN)/ruff format --check tuiwiz tests bench tools
+	$(BIN)/vulture  # dead code ([tool.vulture] in pyproject.toml)
 
 format: $(STAMP)
 	$(BIN)/ruff format tuiwiz tests bench

@@ -187,7 +187,7 @@ def measure(point: Point, model_dir: Path, nvml: NvmlPeak, out: Path) -> None:
     import torch
     from trl import SFTTrainer
 
-    from tuiwiz.demo import build_tokenizer
+    from tuiwiz.demo.build import build_tokenizer
     from tuiwiz.train import builders
 
     config = point.config()

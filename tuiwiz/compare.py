@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from tuiwiz.errors import TuiwizError
+from tuiwiz.units import duration, size
 
 MISSING = object()  # a key one run's preset does not have
 
@@ -273,29 +274,11 @@ def fmt_point(point: Point | None) -> str:
     return "—" if point is None else f"{fmt_loss(point.value)} @{point.step}"
 
 
-def fmt_duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "—"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def fmt_bytes(n: int | None) -> str:
-    if n is None:
-        return "—"
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20)):
-        if n >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n / 1024:.0f} KiB"
-
-
 def fmt_memory(run: RunSummary) -> str:
     if run.peak_memory is None:
         return "—"
     where = "GPU" if run.peak_memory_source == "gpu_max_memory_allocated" else "RSS"
-    return f"{fmt_bytes(run.peak_memory)} {where}"
+    return f"{size(run.peak_memory, missing='—')} {where}"
 
 
 @dataclass(frozen=True)
@@ -338,7 +321,7 @@ def metric_rows(comparison: Comparison) -> list[MetricRow]:
             [f"{r:,.0f}" if r is not None else "—" for r in rates],
             [-r if r is not None else None for r in rates],
         ),
-        row("wall time", [fmt_duration(r.wall_seconds) for r in runs]),
+        row("wall time", [duration(r.wall_seconds, "—") for r in runs]),
         row("peak memory", [fmt_memory(r) for r in runs]),
     ]
 

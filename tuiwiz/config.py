@@ -6,7 +6,7 @@ Keys use Hugging Face's own names, so they map one to one onto BitsAndBytesConfi
 and TrainingArguments. `[training]` accepts any TrainingArguments field.
 
 Validation here is cheap (no torch, no transformers): types, ranges, names. What needs the model
-or the dataset (target modules, columns) is checked by `tuiwiz.preflight` before a run starts.
+or the dataset (target modules, columns) is checked by `tuiwiz.train.preflight` before a run starts.
 """
 
 from __future__ import annotations

@@ -98,7 +98,6 @@ def load(
     references.resolve_config(resolved, path.parent.absolute(), file_keys)
     references.resolve_config(resolved, Path.cwd(), given)
     return resolved, path
-    return resolved, path
 
 
 def load_run_preset(path: Path, overrides: list[str] | None = None) -> dict[str, Any]:

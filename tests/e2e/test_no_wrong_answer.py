@@ -142,7 +142,7 @@ def test_a_stop_on_the_last_step_finishes_the_run(tmp_path: Path, demo_model):
     # The training process itself re-checks the state once it holds the run's lock: a resume
     # that raced the last step never trains past max_steps.
     worker = subprocess.run(
-        [sys.executable, "-m", "tuiwiz.train.worker", "--run-dir", str(run), "--resume"],
+        [sys.executable, "-m", "tuiwiz.train", "--run-dir", str(run), "--resume"],
         input="",
         capture_output=True,
         text=True,

@@ -72,13 +72,9 @@ def test_demo_loss_falls_to_half(demo_run: Path):
 
 
 def test_adapter_loads_back_and_beats_the_base_model(demo_run: Path, demo_model: Path):
-    from tuiwiz import demo
+    from tuiwiz.demo.compare import compare_on_heldout
 
-    rows = demo.compare_on_heldout(
-        demo_model,
-        demo_run / "adapter",
-        {"load_in_4bit": True, "bnb_4bit_compute_dtype": "float32"},
-    )
+    rows = compare_on_heldout(demo_run)
     tuned = sum(r["tuned_ok"] for r in rows)
     base = sum(r["base_ok"] for r in rows)
     assert tuned > base

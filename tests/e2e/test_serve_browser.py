@@ -63,8 +63,8 @@ def test_the_wizard_and_a_finished_run_in_a_browser(world, tmp_path):
             footer = screen.wait_for("f3 Next").split("\n")[-1]
             assert "f10 Quit" in footer and "^n" not in footer  # the browser-safe keys
 
-            # To Review with keys: the demo preset, then F6.
-            screen.press("ArrowDown", "Enter")
+            # To Review with keys: the demo preset (below New run and Import a config), then F6.
+            screen.press("ArrowDown", "ArrowDown", "Enter")
             screen.wait_for("Model (id or dir)")
             screen.press("F6")
             screen.wait_for("Review", "f9 Launch", "Breakdown:")

@@ -11,7 +11,6 @@ import tomllib
 from textual.widgets import Button, Input, Static
 from wizard_helpers import focus_field, lookups_done, text_of, type_text, wait_for
 
-from tuiwiz import config as cfg
 from tuiwiz import presets
 from tuiwiz.ui.app import TuiwizApp
 from tuiwiz.ui.draft import Draft
@@ -22,12 +21,6 @@ NVML = ROOT / "fixtures" / "nvml"
 QWEN = ROOT / "fixtures" / "reference-configs" / "qwen2.5-0.5b"
 
 pytestmark = pytest.mark.anyio
-# A draft with a [launch] section resolves only once the config validator knows the section
-# (it comes with the torchrun engine); until then the wizard shows "unknown key 'launch'".
-needs_launch = pytest.mark.skipif(
-    "launch" not in cfg.SECTIONS,
-    reason="tuiwiz.config does not know the [launch] section yet (the torchrun engine change)",
-)
 
 
 @pytest.fixture(autouse=True)
@@ -232,7 +225,6 @@ def test_missing_gpus_line_speaks_in_the_singular_and_plural():
     assert missing_gpus_line(4, 2) == "✗ 4 processes need 4 GPUs; 2 visible"
 
 
-@needs_launch
 async def test_review_checks_every_gpu_a_two_gpu_fsdp_run_uses(monkeypatch):
     """Two GPUs, FSDP over both: one bar and verdict per GPU with the per-GPU estimate, each
     against that GPU's own free memory (the busy A100 has 11 GiB free, the RTX 4090 22.7)."""
@@ -271,7 +263,6 @@ async def test_review_checks_every_gpu_a_two_gpu_fsdp_run_uses(monkeypatch):
         assert "per GPU" not in memory and "For " not in memory
 
 
-@needs_launch
 async def test_training_step_counts_every_gpu_in_the_effective_batch(demo_model, monkeypatch):
     """Effective batch = per-device batch x accumulation x processes; steps divide by it."""
     monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "two_gpus_busy.json"))

@@ -11,7 +11,6 @@ import pytest
 from textual.widgets import Input
 from wizard_helpers import lookups_done
 
-from tuiwiz import config as cfg
 from tuiwiz import presets
 from tuiwiz.ui.app import TuiwizApp
 from tuiwiz.ui.draft import Draft
@@ -51,10 +50,6 @@ def test_help_looks_right(snap_compare):
     )
 
 
-@pytest.mark.skipif(
-    "launch" not in cfg.SECTIONS,
-    reason="tuiwiz.config does not know the [launch] section yet (the torchrun engine change)",
-)
 def test_review_on_two_gpus_looks_right(snap_compare, monkeypatch):
     """FSDP over two GPUs at 80x24: the per-GPU estimate, one verdict and bar per GPU."""
     monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "two_gpus_busy.json"))

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tuiwiz import demo
+from tuiwiz.demo import build, data
 
 # --------------------------------------------------------------------- paths / cheap import
 
@@ -35,13 +35,13 @@ def test_cache_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
     monkeypatch.delenv("TUIWIZ_CACHE_DIR", raising=False)
     monkeypatch.delenv("XDG_CACHE_HOME", raising=False)
     monkeypatch.setenv("HOME", str(tmp_path / "home"))
-    assert demo.demo_model_dir() == tmp_path / "home" / ".cache" / "tuiwiz" / "demo-model-v1"
+    assert build.demo_model_dir() == tmp_path / "home" / ".cache" / "tuiwiz" / "demo-model-v1"
 
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    assert demo.demo_model_dir() == tmp_path / "xdg" / "tuiwiz" / "demo-model-v1"
+    assert build.demo_model_dir() == tmp_path / "xdg" / "tuiwiz" / "demo-model-v1"
 
     monkeypatch.setenv("TUIWIZ_CACHE_DIR", str(tmp_path / "explicit"))
-    assert demo.demo_model_dir() == tmp_path / "explicit" / "demo-model-v1"
+    assert build.demo_model_dir() == tmp_path / "explicit" / "demo-model-v1"
 
 
 # ----------------------------------------------------------------------------- tokenizer
@@ -49,7 +49,7 @@ def test_cache_dir_resolution(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -
 
 @pytest.fixture(scope="module")
 def tokenizer() -> object:
-    return demo.build_tokenizer()
+    return build.build_tokenizer()
 
 
 @pytest.mark.parametrize(
@@ -63,18 +63,18 @@ def test_tokenizer_round_trip_is_one_token_per_character(tokenizer, text: str) -
 
 
 def test_tokenizer_special_tokens(tokenizer) -> None:
-    assert tokenizer.eos_token == demo.END_TOKEN
-    assert tokenizer.pad_token == demo.PAD_TOKEN
-    assert tokenizer.bos_token == demo.BOS_TOKEN
+    assert tokenizer.eos_token == build.END_TOKEN
+    assert tokenizer.pad_token == build.PAD_TOKEN
+    assert tokenizer.bos_token == build.BOS_TOKEN
     assert len({tokenizer.eos_token_id, tokenizer.pad_token_id, tokenizer.bos_token_id}) == 3
-    for marker in (demo.USER_TOKEN, demo.ASSISTANT_TOKEN, demo.END_TOKEN):
+    for marker in (build.USER_TOKEN, build.ASSISTANT_TOKEN, build.END_TOKEN):
         assert len(tokenizer.encode(marker, add_special_tokens=False)) == 1
     # Characters outside printable ASCII map to unk instead of failing.
     assert tokenizer.encode("é", add_special_tokens=False) == [tokenizer.unk_token_id]
 
 
 def test_chat_template_and_prompt_prefix(tokenizer) -> None:
-    msgs = demo.alpaca_messages("Uppercase:", "hello", "HELLO")
+    msgs = data.alpaca_messages("Uppercase:", "hello", "HELLO")
     full = tokenizer.apply_chat_template(msgs, tokenize=False)
     prompt = tokenizer.apply_chat_template(msgs[:1], tokenize=False, add_generation_prompt=True)
     assert full == "<|bos|><|user|>Uppercase:\n\nhello<|end|><|assistant|>HELLO<|end|>"
@@ -82,17 +82,17 @@ def test_chat_template_and_prompt_prefix(tokenizer) -> None:
     assert full.startswith(prompt)
     # The answer ends with eos, so greedy generation stops right after it.
     assert full.endswith(tokenizer.eos_token)
-    assert demo.alpaca_user_content("Do it.") == "Do it."
+    assert data.alpaca_user_content("Do it.") == "Do it."
 
 
 def test_encode_example_masks_the_prompt(tokenizer) -> None:
-    ids, labels = demo.encode_example(tokenizer, "Uppercase:", "abc", "ABC")
-    prompt = demo.render_prompt(tokenizer, "Uppercase:", "abc")
+    ids, labels = build.encode_example(tokenizer, "Uppercase:", "abc", "ABC")
+    prompt = build.render_prompt(tokenizer, "Uppercase:", "abc")
     prompt_len = len(tokenizer.encode(prompt, add_special_tokens=False))
     assert prompt_len == len("Uppercase:\n\nabc") + 4  # bos, user, end, assistant
     assert len(ids) == len(labels)
     assert labels[:prompt_len] == [-100] * prompt_len
-    assert tokenizer.decode(labels[prompt_len:]) == "ABC" + demo.END_TOKEN
+    assert tokenizer.decode(labels[prompt_len:]) == "ABC" + build.END_TOKEN
     assert labels[prompt_len:] == ids[prompt_len:]
 
 
@@ -101,7 +101,7 @@ def test_tokenizer_save_and_reload_keeps_template(tokenizer, tmp_path: Path) -> 
 
     tokenizer.save_pretrained(tmp_path)
     loaded = AutoTokenizer.from_pretrained(tmp_path)
-    msgs = demo.alpaca_messages("Repeat:", "Hi")
+    msgs = data.alpaca_messages("Repeat:", "Hi")
     assert loaded.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True) == (
         tokenizer.apply_chat_template(msgs, tokenize=False, add_generation_prompt=True)
     )
@@ -115,8 +115,8 @@ def test_tokenizer_save_and_reload_keeps_template(tokenizer, tmp_path: Path) -> 
 
 
 def test_bundled_dataset_files() -> None:
-    train = demo.load_jsonl(demo.demo_dataset_path())
-    heldout = demo.load_jsonl(demo.demo_heldout_path())
+    train = data.load_jsonl(data.demo_dataset_path())
+    heldout = data.load_jsonl(data.demo_heldout_path())
     assert 300 <= len(train) <= 1000
     assert 20 <= len(heldout) <= 30
     for row in train + heldout:
@@ -130,9 +130,9 @@ def test_bundled_dataset_files() -> None:
 
 def test_bundled_dataset_matches_generator(tmp_path: Path) -> None:
     # The committed files must be exactly what write_demo_dataset produces.
-    train_path, heldout_path = demo.write_demo_dataset(tmp_path)
-    assert train_path.read_bytes() == demo.demo_dataset_path().read_bytes()
-    assert heldout_path.read_bytes() == demo.demo_heldout_path().read_bytes()
+    train_path, heldout_path = data.write_demo_dataset(tmp_path)
+    assert train_path.read_bytes() == data.demo_dataset_path().read_bytes()
+    assert heldout_path.read_bytes() == data.demo_heldout_path().read_bytes()
 
 
 # ---------------------------------------------------------------- build directory handling
@@ -142,26 +142,26 @@ def _fake_build(path: Path, **marker: object) -> Path:
     path.mkdir(parents=True)
     for name in ("config.json", "model.safetensors", "tokenizer.json"):
         (path / name).write_text(name)
-    (path / demo.DEMO_MARKER_FILE).write_text(json.dumps(marker))
+    (path / build.DEMO_MARKER_FILE).write_text(json.dumps(marker))
     return path
 
 
 def test_replace_dir_keeps_identical_concurrent_build(tmp_path: Path) -> None:
-    recipe = demo._recipe()
+    recipe = build._recipe()
     target = _fake_build(tmp_path / "model", **recipe, who="first")
     src = _fake_build(tmp_path / "tmp", **recipe, who="second")
-    demo._replace_dir(src, target, recipe)
-    assert json.loads((target / demo.DEMO_MARKER_FILE).read_text())["who"] == "first"
-    assert demo.is_demo_model_built(target)
+    build._replace_dir(src, target, recipe)
+    assert json.loads((target / build.DEMO_MARKER_FILE).read_text())["who"] == "first"
+    assert build.is_demo_model_built(target)
 
 
 def test_replace_dir_replaces_outdated_build(tmp_path: Path) -> None:
-    recipe = demo._recipe()
+    recipe = build._recipe()
     target = _fake_build(tmp_path / "model", version="old-recipe")
-    assert not demo.is_demo_model_built(target)
+    assert not build.is_demo_model_built(target)
     src = _fake_build(tmp_path / "tmp", **recipe, who="new")
-    demo._replace_dir(src, target, recipe)
-    assert json.loads((target / demo.DEMO_MARKER_FILE).read_text())["who"] == "new"
+    build._replace_dir(src, target, recipe)
+    assert json.loads((target / build.DEMO_MARKER_FILE).read_text())["who"] == "new"
     assert not src.exists()
     assert [p.name for p in tmp_path.iterdir()] == ["model"]  # stale copy removed
 
@@ -172,17 +172,17 @@ def test_replace_dir_replaces_outdated_build(tmp_path: Path) -> None:
 def test_build_is_deterministic(tmp_path: Path) -> None:
     from safetensors.torch import load_file
 
-    a = demo.build_demo_model(tmp_path / "a" / "m", pretrain_steps=3)
-    b = demo.build_demo_model(tmp_path / "b" / "m", pretrain_steps=3)
+    a = build.build_demo_model(tmp_path / "a" / "m", pretrain_steps=3)
+    b = build.build_demo_model(tmp_path / "b" / "m", pretrain_steps=3)
     wa, wb = load_file(a / "model.safetensors"), load_file(b / "model.safetensors")
     assert wa.keys() == wb.keys()
     assert all((wa[k] == wb[k]).all() for k in wa)
     # A different seed must give different weights (the check above is not vacuous).
-    c = demo.build_demo_model(tmp_path / "c" / "m", pretrain_steps=3, seed=7)
+    c = build.build_demo_model(tmp_path / "c" / "m", pretrain_steps=3, seed=7)
     wc = load_file(c / "model.safetensors")
     assert any(not (wa[k] == wc[k]).all() for k in wa)
     # A short build is not mistaken for the real recipe by ensure_demo_model.
-    assert not demo.is_demo_model_built(a)
+    assert not build.is_demo_model_built(a)
     assert not list((tmp_path / "a").glob(".m.*"))  # no temp dirs left behind
 
 
@@ -193,7 +193,7 @@ def demo_model_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("TUIWIZ_CACHE_DIR", str(cache))
         messages: list[str] = []
-        path = demo.ensure_demo_model(messages.append)
+        path = build.ensure_demo_model(messages.append)
         assert path == cache / "demo-model-v1"
         assert messages  # progress was reported
         yield path
@@ -202,9 +202,9 @@ def demo_model_path(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 def test_ensure_demo_model_builds_once(
     demo_model_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    assert demo.is_demo_model_built(demo_model_path)
-    marker = json.loads((demo_model_path / demo.DEMO_MARKER_FILE).read_text())
-    assert marker["version"] == demo.DEMO_VERSION
+    assert build.is_demo_model_built(demo_model_path)
+    marker = json.loads((demo_model_path / build.DEMO_MARKER_FILE).read_text())
+    assert marker["version"] == build.DEMO_VERSION
     assert marker["build_seconds"] > 0
     for name in ("config.json", "generation_config.json", "tokenizer.json", "model.safetensors"):
         assert (demo_model_path / name).is_file()
@@ -217,18 +217,29 @@ def test_ensure_demo_model_builds_once(
     monkeypatch.setenv("TUIWIZ_CACHE_DIR", str(demo_model_path.parent))
     mtime = (demo_model_path / "model.safetensors").stat().st_mtime_ns
     started = time.monotonic()
-    assert demo.ensure_demo_model() == demo_model_path
+    assert build.ensure_demo_model() == demo_model_path
     assert time.monotonic() - started < 1.0
     assert (demo_model_path / "model.safetensors").stat().st_mtime_ns == mtime
 
 
+def _chat(model_dir: Path, **load: object):
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    from tuiwiz.after.generate import ChatModel
+
+    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), **load).eval()
+    return ChatModel(model, tokenizer)
+
+
 def test_base_model_knows_format_but_not_the_demo_task(demo_model_path: Path) -> None:
-    model, tok = demo.load_demo_model(demo_model_path)
-    assert demo.answer(model, tok, "Repeat:", "kavomi") == "kavomi"
-    assert demo.answer(model, tok, "Lowercase:", "BeLuGa") == "beluga"
-    heldout = demo.load_jsonl(demo.demo_heldout_path())[:8]
+    chat = _chat(demo_model_path)
+    assert chat.reply("Repeat:\n\nkavomi") == "kavomi"
+    assert chat.reply("Lowercase:\n\nBeLuGa") == "beluga"
+    heldout = data.load_jsonl(data.demo_heldout_path())[:8]
     correct = [
-        demo.answer(model, tok, r["instruction"], r["input"]) == r["output"] for r in heldout
+        chat.reply(data.alpaca_user_content(r["instruction"], r["input"])) == r["output"]
+        for r in heldout
     ]
     assert not any(correct)
 
@@ -236,33 +247,35 @@ def test_base_model_knows_format_but_not_the_demo_task(demo_model_path: Path) ->
 def test_compare_on_heldout_with_4bit_and_identity_adapter(
     demo_model_path: Path, tmp_path: Path
 ) -> None:
+    """The comparison of `tuiwiz demo` loads the run as `tuiwiz chat` does (4-bit here); an
+    untrained adapter (B = 0) changes nothing, so the fine-tuned answers are the base's."""
+    import torch
     from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    quant = {"load_in_4bit": True, "bnb_4bit_quant_type": "nf4"}
-    model, _ = demo.load_demo_model(demo_model_path, quant)
+    from tuiwiz import presets
+    from tuiwiz.demo.compare import compare_on_heldout
+    from tuiwiz.train.rundir import RunDir
+
+    config = presets.load("demo", [f"model.name_or_path={demo_model_path}"])[0]
+    run = RunDir(tmp_path / "run")
+    run.create()
+    run.write_preset(presets.to_toml(config))
+    run.write_status(state="finished", id="identity")
+    model = AutoModelForCausalLM.from_pretrained(
+        str(demo_model_path),
+        quantization_config=BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4"),
+        dtype=torch.float32,
+    )
     assert type(model.model.layers[0].self_attn.q_proj).__name__ == "Linear4bit"
-    # A freshly initialised LoRA adapter (B = 0) changes nothing: tuned == base.
     lora = LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM")
-    get_peft_model(model, lora).save_pretrained(tmp_path / "adapter")
+    get_peft_model(model, lora).save_pretrained(run.adapter)
 
-    rows = demo.compare_on_heldout(demo_model_path, tmp_path / "adapter", quant)
-    assert len(rows) == len(demo.load_jsonl(demo.demo_heldout_path()))
+    rows = compare_on_heldout(run)
+    assert len(rows) == len(data.load_jsonl(data.demo_heldout_path()))
     for row in rows:
         assert {"prompt", "expected", "base", "tuned", "base_ok", "tuned_ok"} <= set(row)
         assert row["prompt"] == f"{row['instruction']}\n\n{row['input']}"
         assert row["prompt"].startswith("Uppercase:\n\n")
         assert row["base"] == row["tuned"]
         assert row["base_ok"] is row["tuned_ok"] is False
-
-
-def test_quantization_config_parsing() -> None:
-    import torch
-
-    assert demo._quantization_config(None) is None
-    assert demo._quantization_config({"enabled": False, "load_in_4bit": True}) is None
-    assert demo._quantization_config({"method": "lora"}) is None
-    cfg = demo._quantization_config({"method": "qlora"})
-    assert cfg.load_in_4bit and cfg.bnb_4bit_quant_type == "nf4"
-    assert cfg.bnb_4bit_use_double_quant and cfg.bnb_4bit_compute_dtype == torch.float32
-    cfg = demo._quantization_config({"bits": 4, "compute_dtype": "bfloat16", "double_quant": False})
-    assert cfg.bnb_4bit_compute_dtype == torch.bfloat16 and not cfg.bnb_4bit_use_double_quant

@@ -55,3 +55,23 @@ def test_dry_run_needs_no_torch():
         [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120
     )
     assert result.stdout.strip().splitlines()[-1] == "False"
+
+
+def test_todays_estimate_holds_against_every_point_measured_on_the_gpu():
+    """The estimate of each of the points measured on an H200 (bench/results/gpu_memory-h200.json,
+    NVML's peak for the whole process) recomputed with today's code: within 10% of what the GPU
+    measured. A change to a term that breaks the agreement fails here, on the CPU."""
+    bench = load_bench()
+    measured = json.loads((ROOT / "bench" / "results" / "gpu_memory-h200.json").read_text())
+    fields = {f for f in bench.Point.__dataclass_fields__}
+    points = [bench.Point(**{k: v for k, v in m.items() if k in fields}) for m in measured]
+    points = [p for p in points if p.nvml]
+    assert len(points) == 30
+    bench.add_estimates(points)
+    errors = {
+        (p.model, p.batch, p.seq, p.checkpointing, p.targets, p.attn, p.bf16): p.estimate / p.nvml
+        - 1
+        for p in points
+    }
+    off = {point: f"{error:+.1%}" for point, error in errors.items() if abs(error) > 0.10}
+    assert not off, off

@@ -15,14 +15,9 @@ from tuiwiz import config as cfg
 from tuiwiz.cli import main
 from tuiwiz.errors import ConfigError
 from tuiwiz.estimate import estimate, suggest
-from tuiwiz.estimate.parallel import (
-    DDP_BUCKET_CAP_MB,
-    Launch,
-    ddp_bucket_bytes,
-    launch_of,
-    nccl_bytes,
-)
+from tuiwiz.estimate.parallel import DDP_BUCKET_CAP_MB, ddp_bucket_bytes, nccl_bytes
 from tuiwiz.inspect.model import summarize
+from tuiwiz.launch import Launch, launch_of
 
 REFERENCE = Path(__file__).resolve().parent.parent / "fixtures" / "reference-configs"
 NVML = Path(__file__).resolve().parent.parent / "fixtures" / "nvml"
@@ -247,18 +242,19 @@ def test_one_process_with_two_gpus_is_offered_fsdp_over_both():
     assert not [s for s in suggest(config, 16 * GiB, gpus_free=[16 * GiB]) if "FSDP" in s.title]
 
 
-def test_launch_is_read_defensively():
+def test_launch_is_built_once_from_the_validated_section():
     assert launch_of({}) == Launch()
-    assert launch_of({"launch": {"nproc_per_node": "auto"}}, gpu_count=0).nproc_per_node == 1
-    assert launch_of({"launch": {"nproc_per_node": "auto"}}, gpu_count=3).world_size == 3
+    assert launch_of({"launch": {"nproc_per_node": "auto"}}, gpus=0).nproc_per_node == 1
+    assert launch_of({"launch": {"nproc_per_node": "auto"}}, gpus=3).world_size == 3
     two_nodes = launch_of({"launch": {"nproc_per_node": 4, "nnodes": 2, "strategy": "fsdp"}})
     assert (two_nodes.world_size, two_nodes.describe()) == (
         8,
         "fsdp over 8 GPUs (4 per node x 2 nodes)",
     )
+    # The section's rules are checked in one place, with the rest of the configuration.
     for bad in ({"strategy": "zero3"}, {"nproc_per_node": 0}, {"nnodes": "two"}):
         with pytest.raises(ConfigError, match=r"\[launch\]"):
-            launch_of({"launch": bad})
+            cfg.validate({"model": {"name_or_path": "m"}, "data": {"path": "d"}, "launch": bad})
 
 
 # --- tuiwiz estimate -------------------------------------------------------------------------
@@ -266,8 +262,7 @@ def test_launch_is_read_defensively():
 
 @pytest.fixture
 def launch_preset(tmp_path, monkeypatch):
-    """A preset file whose [launch] is added after loading, so these tests run whether or not
-    the config validator knows the section yet."""
+    """A preset file, and the [launch] section each test sets (applied when it is loaded)."""
     from tuiwiz import presets
 
     path = tmp_path / "p.toml"

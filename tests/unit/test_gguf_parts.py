@@ -95,7 +95,7 @@ def test_byte_level_alphabet_is_the_tokenizers_librarys():
 
 @pytest.fixture
 def char_tokenizer():
-    from tuiwiz import demo
+    from tuiwiz.demo import build as demo
 
     return demo.build_tokenizer()
 
@@ -276,7 +276,7 @@ MISTRAL_V3 = (  # the system prompt goes into the last user message
 
 
 def tokenizer_with(template: str | None, bos: str = "<|bos|>", eos: str = "<|end|>"):
-    from tuiwiz import demo
+    from tuiwiz.demo import build as demo
 
     tokenizer = demo.build_tokenizer()
     tokenizer.chat_template = template
@@ -345,7 +345,7 @@ def test_mistral_v3_puts_the_system_prompt_in_the_last_turn_which_has_no_per_mes
 
 
 def test_the_demo_template_as_ollama_renders_it():
-    from tuiwiz import demo
+    from tuiwiz.demo import build as demo
 
     layout = check_layout(demo.CHAT_TEMPLATE)
     assert modelfile.ollama_template(layout) == (
@@ -460,7 +460,7 @@ def test_go_renders_the_ollama_templates_as_the_layouts_do(tmp_path):
     import shutil
     import subprocess
 
-    from tuiwiz import demo
+    from tuiwiz.demo import build as demo
 
     if shutil.which("go") is None:
         pytest.skip("Go is not installed (apt-get install golang-go): Go's own rendering unchecked")

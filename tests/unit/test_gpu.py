@@ -115,7 +115,7 @@ def test_nvml_readings_with_a_stub_library(monkeypatch):
         "nvmlDeviceGetEnforcedPowerLimit": unsupported,
         "nvmlDeviceGetName": lambda h: b"Stub GPU",
         "nvmlDeviceGetUUID": lambda h: "GPU-stub",
-        "nvmlDeviceGetTemperature": lambda h, sensor: 44,
+        "nvmlDeviceGetTemperature": lambda h, _sensor: 44,
         "nvmlDeviceGetComputeRunningProcesses": lambda h: [
             SimpleNamespace(pid=7, usedGpuMemory=20)
         ],

@@ -14,6 +14,7 @@ import tomllib
 from tuiwiz import config as cfg
 from tuiwiz import launch, presets
 from tuiwiz.errors import ConfigError
+from tuiwiz.train import torchrun
 
 NVML = Path(__file__).parent.parent / "fixtures" / "nvml"
 
@@ -36,7 +37,7 @@ def test_defaults_are_one_process_and_not_written_to_presets():
         "master_port": 29500,
         "strategy": "ddp",
     }
-    assert launch.world_size(config) == 1 and not launch.is_distributed(config)
+    assert launch.launch_of(config).world_size == 1 and not launch.launch_of(config).distributed
     assert "[launch]" not in presets.to_toml(config)  # presets of one process read as before
 
 
@@ -75,40 +76,40 @@ def test_auto_is_every_visible_gpu_or_one(monkeypatch):
     config = demo('launch.nproc_per_node="auto"', "launch.nnodes=2")
     monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "two_gpus_busy.json"))
     monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
-    assert launch.nproc(config) == 2
-    assert launch.world_size(config) == 4
+    assert launch.launch_of(config).nproc_per_node == 2
+    assert launch.launch_of(config).world_size == 4
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", "1")
-    assert launch.nproc(config) == 1
+    assert launch.launch_of(config).nproc_per_node == 1
     assert launch.resolve(config)["launch"]["nproc_per_node"] == 1
     monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
-    assert launch.nproc(config) == 1  # no GPU: one process
+    assert launch.launch_of(config).nproc_per_node == 1  # no GPU: one process
 
 
 def test_checks_against_the_machine():
-    two = demo("launch.nproc_per_node=2")
+    two = launch.launch_of(demo("launch.nproc_per_node=2"))
     launch.check(two, gpus=0, cuda=False)  # several processes on the CPU: allowed (gloo)
     launch.check(two, gpus=2, cuda=True)
     with pytest.raises(ConfigError, match=r"nproc_per_node = 2 but only 1 GPU\(s\) are visible"):
         launch.check(two, gpus=1, cuda=True)
-    fsdp = demo("launch.nproc_per_node=2", "launch.strategy=fsdp")
+    fsdp = launch.launch_of(demo("launch.nproc_per_node=2", "launch.strategy=fsdp"))
     with pytest.raises(ConfigError, match='strategy = "fsdp" needs NVIDIA GPUs'):
         launch.check(fsdp, gpus=0, cuda=False)
     launch.check(fsdp, gpus=2, cuda=True)
     with pytest.raises(ConfigError, match="at least 2"):
-        launch.check(demo("launch.strategy=fsdp"), gpus=1, cuda=True)
+        launch.check(launch.launch_of(demo("launch.strategy=fsdp")), gpus=1, cuda=True)
 
 
 # --- commands ----------------------------------------------------------------------------------
 
 
 def test_torchrun_command_for_one_node_uses_a_free_local_port(tmp_path: Path):
-    command = launch.torchrun_command(demo("launch.nproc_per_node=2"), tmp_path)
+    command = torchrun.torchrun_command(launch.launch_of(demo("launch.nproc_per_node=2")), tmp_path)
     assert command[1:3] == ["-m", "torch.distributed.run"]
     assert "--nproc-per-node=2" in command and "--nnodes=1" in command
     assert "--standalone" in command and "--max-restarts=0" in command
     assert command[command.index("--standalone") + 1 :] == [
         "-m",
-        "tuiwiz.train.worker",
+        "tuiwiz.train",
         "--run-dir",
         str(tmp_path),
         "--rank-process",
@@ -122,7 +123,9 @@ def test_torchrun_command_for_several_nodes_meets_at_node_0(tmp_path: Path):
         'launch.master_addr="10.0.0.5"',
         "launch.master_port=29611",
     )
-    command = launch.torchrun_command(config, tmp_path, config_file=tmp_path / "p.toml")
+    command = torchrun.torchrun_command(
+        launch.launch_of(config), tmp_path, config_file=tmp_path / "p.toml"
+    )
     assert "--standalone" not in command
     for arg in ("--nnodes=3", "--node-rank=2", "--master-addr=10.0.0.5", "--master-port=29611"):
         assert arg in command
@@ -132,7 +135,7 @@ def test_torchrun_command_for_several_nodes_meets_at_node_0(tmp_path: Path):
 def test_node_0_prints_the_command_of_every_other_node(tmp_path: Path):
     run = tmp_path / "my run"
     config = demo("launch.nnodes=3", 'launch.master_addr="node0.cluster"')
-    commands = launch.node_commands(config, run)
+    commands = torchrun.node_commands(launch.launch_of(config), run)
     assert [k for k, _ in commands] == [1, 2]
     argv = shlex.split(commands[1][1])
     assert argv == [
@@ -144,10 +147,10 @@ def test_node_0_prints_the_command_of_every_other_node(tmp_path: Path):
         "--output-dir",
         str(run),
     ]
-    text = "\n".join(launch.node_instructions(config, run))
+    text = "\n".join(torchrun.node_instructions(launch.launch_of(config), run))
     assert "node0.cluster:29500" in text and "shared filesystem" in text
     assert "127.0.0.1" not in text
-    assert launch.node_instructions(demo("launch.nproc_per_node=2"), run) == []
+    assert torchrun.node_instructions(launch.launch_of(demo("launch.nproc_per_node=2")), run) == []
 
 
 # --- the Slurm script --------------------------------------------------------------------------
@@ -156,7 +159,7 @@ def test_node_0_prints_the_command_of_every_other_node(tmp_path: Path):
 def slurm(tmp_path: Path, *overrides: str) -> tuple[str, dict, Path]:
     config = demo("launch.nnodes=2", "launch.nproc_per_node=4", *overrides)
     run = tmp_path / "shared" / "run"
-    return launch.slurm_script(config, run, presets.to_toml(config)), config, run
+    return torchrun.slurm_script(config, run, presets.to_toml(config)), config, run
 
 
 def test_slurm_script_directives_and_srun_torchrun(tmp_path: Path):
@@ -186,7 +189,7 @@ def test_slurm_script_directives_and_srun_torchrun(tmp_path: Path):
     assert "--max-restarts=0" in torchrun
     assert argv[argv.index("-m", 7) :] == [
         "-m",
-        "tuiwiz.train.worker",
+        "tuiwiz.train",
         "--run-dir",
         "$RUN_DIR",
         "--rank-process",
@@ -294,8 +297,7 @@ def test_stopping_a_run_that_trains_on_another_machine_asks_through_the_run_dire
 ):
     """A batch script's run trains on a cluster node: `tuiwiz stop` from the login node cannot
     signal it, so it leaves the STOP file that rank 0 checks at every step's end."""
-    from tuiwiz.commands.stop import request_stop
-    from tuiwiz.train.registry import effective_state
+    from tuiwiz.train.registry import effective_state, request_stop
     from tuiwiz.train.rundir import RunDir
 
     run = RunDir(tmp_path / "run")

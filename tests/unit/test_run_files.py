@@ -38,9 +38,10 @@ GOOD = [
         b'{"event": "step", "step": 5, "loss": 1.2\xff}',  # not UTF-8
         b"[1, 2]",  # JSON, not an event
         b'{"event": "step", "step": "five", "loss": 1.0}',  # a field of the wrong kind
-        b'{"event": "step", "step": 6, "loss": "NaN?"}',
+        b'{"event": "step", "step": 6, "loss": "NaN?"}',  # a step without its loss
+        b'{"event": 5, "step": 6}',
     ],
-    ids=["nul", "not-utf8", "not-an-object", "step-not-a-number", "loss-not-a-number"],
+    ids=["nul", "not-utf8", "not-an-object", "step-not-a-number", "no-loss", "kind-not-text"],
 )
 def test_a_damaged_event_line_is_skipped_and_said_once(run: RunDir, damage: bytes, capsys):
     lines = [json.dumps(e).encode() for e in GOOD]
@@ -89,8 +90,8 @@ def test_a_damaged_registry_entry_hides_only_its_run(run: RunDir):
 def test_a_reused_pid_is_not_the_run(run: RunDir, tmp_path: Path):
     """After a crash, the pid in status.json can belong to the training process of another run:
     the run is crashed, and `tuiwiz stop` must not stop the other one."""
-    from tuiwiz.commands.stop import request_stop
     from tuiwiz.errors import TuiwizError
+    from tuiwiz.train.registry import request_stop
 
     other = tmp_path / "other-run"
     # A process whose command line is a tuiwiz training process's, of another run directory.
@@ -100,7 +101,7 @@ def test_a_reused_pid_is_not_the_run(run: RunDir, tmp_path: Path):
             "-c",
             "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)",
             "-m",
-            "tuiwiz.train.worker",
+            "tuiwiz.train",
             "--run-dir",
             str(other),
         ],
@@ -130,7 +131,7 @@ def test_a_relative_run_dir_argument_is_read_from_the_process_directory(run: Run
             "-c",
             "import sys, time; sys.stdout.write('up\\n'); sys.stdout.flush(); time.sleep(60)",
             "-m",
-            "tuiwiz.train.worker",
+            "tuiwiz.train",
             "--run-dir",
             run.path.name,
         ],

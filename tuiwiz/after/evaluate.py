@@ -120,7 +120,7 @@ def validation_examples(fr: FinishedRun, tokenizer: Any, log=lambda message: Non
 
     check_has_validation(fr)
     data = check_data_unchanged(fr)
-    seed = fr.config["training"].get("seed", 42)
+    seed = fr.config["training"]["seed"]
     _, validation, _ = prepare.prepare(data, tokenizer, seed=seed, log=log)
     if validation is None or len(validation) == 0:
         raise TuiwizError(f"run {fr.name}: its validation split is empty")

@@ -17,7 +17,7 @@ from dataclasses import dataclass, fields, replace
 from pathlib import Path
 from typing import Any
 
-from tuiwiz.errors import TuiwizError
+from tuiwiz.errors import TuiwizError, describe_error
 
 Messages = list[dict[str, str]]
 RAW_FORMATS = ("prompt_completion", "text")  # trained without a chat layout
@@ -239,10 +239,7 @@ class ChatModel:
             thread.join()
         if failure:
             error = failure[0]
-            reason = str(error).strip().splitlines()[0] if str(error).strip() else ""
-            raise GenerationError(
-                f"generation failed: {type(error).__name__}{': ' + reason if reason else ''}"
-            ) from error
+            raise GenerationError(f"generation failed: {describe_error(error)}") from error
 
     def reply(
         self, prompt: str | Messages, settings: GenerationSettings | None = None, **kw

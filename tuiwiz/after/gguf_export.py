@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuiwiz.errors import TuiwizError
+from tuiwiz.errors import TuiwizError, first_line
 
 FORMATS = ("f16", "bf16", "q8_0")  # written here; more through llama-quantize (quantize.py)
 GGUF_FILE = "model.gguf"
@@ -205,7 +205,7 @@ def plan_for(fr: Any, fmt: str, progress: Callable[[str], None] = lambda m: None
             trust_remote_code=bool(model.get("trust_remote_code")),
         )
     except (OSError, ValueError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise TuiwizError(f"cannot read the base model's config.json: {reason}") from None
     architecture(config.to_dict())  # before building anything
     meta = build_meta_model(config)

@@ -21,7 +21,7 @@ class FinishedRun:
 
     @property
     def name(self) -> str:
-        return str(self.run.status().get("id") or self.run.path.name)
+        return self.run.label
 
     @property
     def adapter(self) -> Path:
@@ -66,7 +66,7 @@ def finished_run(ref: str | Path | RunDir) -> FinishedRun:
             "failed": "resume it with `tuiwiz resume RUN`",
             "crashed": "resume it with `tuiwiz resume RUN`",
         }.get(state, "pick a finished run (see `tuiwiz runs`)")
-        name = str(run.status().get("id") or run.path.name)
+        name = run.label
         raise TuiwizError(
             f"run {name} has no finished adapter (it is {state}); " + hint.replace("RUN", name)
         )
@@ -113,14 +113,8 @@ def device_of(model: Any):
 def quiet_libraries() -> None:
     """Keep library chatter (progress bars, deprecation notices, info logs) off the terminal:
     the commands print what matters themselves. Call before loading models."""
-    import os
-    import warnings
+    from tuiwiz.train.process import quiet_libraries as quiet
+    from tuiwiz.train.process import quiet_transformers
 
-    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
-    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
-    warnings.simplefilter("ignore", FutureWarning)
-    warnings.filterwarnings("ignore", module="bitsandbytes")
-    from transformers.utils import logging as hf_logging
-
-    hf_logging.set_verbosity_error()
-    hf_logging.disable_progress_bar()
+    quiet()
+    quiet_transformers()

@@ -17,6 +17,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Any
 
+from tuiwiz.errors import first_line
+
 Messages = list[dict[str, str]]
 Render = Callable[[Messages, bool], str]  # (messages, add the generation prompt) -> text
 
@@ -335,7 +337,7 @@ def training_system_prompt(fr: Any) -> tuple[str | None, str | None]:
     try:
         normalized, _ = prepare.load_examples(fr.data())
     except Exception as e:  # a moved or unreadable dataset must not stop the export
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         return None, f"the training data could not be read ({reason}): add its SYSTEM if it had one"
     prompts = {
         ex.messages[0]["content"] if ex.messages and ex.messages[0]["role"] == "system" else None

@@ -11,6 +11,8 @@ import json
 import sys
 from typing import Any
 
+from tuiwiz.notices import notice
+
 LABELS = {"tuned": "fine-tuned", "base": "base"}
 EMPTY_ANSWER = "(empty answer)"  # shown when the model answered nothing at all
 
@@ -74,7 +76,6 @@ def run(args: argparse.Namespace) -> int:
             raise TuiwizError("--prompt: the prompt is empty")
     fr = finished_run(args.run)  # bad input fails here, before the slow load
     quiet_libraries()
-    notice = lambda message: print(f"tuiwiz: {message}", file=sys.stderr, flush=True)  # noqa: E731
     chat = load_for_chat(fr.run, notice, raw=True if args.raw else None)
     if prompt is not None:
         return answer_once(chat, session, prompt.rstrip("\n"), args.json)

@@ -17,40 +17,28 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuiwiz.commands import run as run_command
+    from tuiwiz import presets
+    from tuiwiz.commands.run import start
+    from tuiwiz.train.jobs import default_run_dir
 
-    run_args = argparse.Namespace(
-        preset="demo", overrides=[], output_dir=args.output_dir, resume=None
-    )
-    run_dir = args.output_dir
-    if run_dir is None:
-        from tuiwiz.train.jobs import default_run_dir
-
-        run_dir = run_args.output_dir = default_run_dir("demo")
-    code = run_command.run(run_args)
+    run_dir = (args.output_dir or default_run_dir("demo")).resolve()
+    code = start(run_dir, presets.load("demo")[0])
     if code != 0:
         return code
-    show_comparison(Path(run_dir))
+    show_comparison(run_dir)
     return 0
 
 
 def show_comparison(run_dir: Path) -> None:
-    import warnings
-
     from rich.console import Console
     from rich.table import Table
 
-    from tuiwiz import demo
-    from tuiwiz.train.rundir import RunDir
+    from tuiwiz.after.loading import quiet_libraries
+    from tuiwiz.demo.compare import compare_on_heldout
 
-    run = RunDir(run_dir)
-    config = run.config()
+    quiet_libraries()
+    rows = compare_on_heldout(run_dir)
     console = Console()
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", FutureWarning)  # library deprecation notices
-        rows = demo.compare_on_heldout(
-            demo.ensure_demo_model(), run.adapter, config["quantization"]
-        )
     instruction = rows[0]["instruction"] if rows else ""
     console.print(
         f"\n[bold]Held-out words (never seen in training), prompt {instruction!r}: "

@@ -9,6 +9,7 @@ import json
 import shlex
 from typing import Any
 
+from tuiwiz import units
 from tuiwiz.commands import add_override_argument
 from tuiwiz.errors import TuiwizError
 
@@ -16,11 +17,7 @@ GiB = 1 << 30
 
 
 def size(n: int) -> str:
-    """Bytes in the unit that reads best: GiB from 1 GiB, else MiB (KiB for tiny terms)."""
-    for unit, scale in (("GiB", GiB), ("MiB", 1 << 20)):
-        if abs(n) >= scale:
-            return f"{n / scale:.2f} {unit}"
-    return f"{n / 1024:.1f} KiB"
+    return units.size(n, digits=2)
 
 
 def add_parser(sub) -> argparse.ArgumentParser:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+
+from tuiwiz.notices import notice
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -22,7 +23,6 @@ def run(args: argparse.Namespace) -> int:
 
     fr = finished_run(args.run)
     quiet_libraries()
-    notice = lambda message: print(f"tuiwiz: {message}", file=sys.stderr, flush=True)  # noqa: E731
     result = evaluate.evaluate(fr, notice)
     evaluate.save(fr, result)
     if args.json:

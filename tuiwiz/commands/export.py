@@ -5,8 +5,9 @@ card; written aside and renamed into place, so nothing is left half-written."""
 from __future__ import annotations
 
 import argparse
-import sys
 from pathlib import Path
+
+from tuiwiz.notices import notice
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -57,7 +58,6 @@ def run(args: argparse.Namespace) -> int:
     check_target(args.out.expanduser())  # before any slow work
     if args.merge or args.gguf:
         quiet_libraries()
-    notice = lambda message: print(f"tuiwiz: {message}", file=sys.stderr, flush=True)  # noqa: E731
     out = export(fr, args.out, merge=args.merge, dtype=args.dtype, progress=notice, gguf=args.gguf)
     kind = f"{args.gguf} GGUF file" if args.gguf else "merged model" if args.merge else "adapter"
     print(f"tuiwiz: exported the {kind} of {fr.name} to {out}")

@@ -12,9 +12,8 @@ from typing import Any
 from tuiwiz.errors import TuiwizError
 from tuiwiz.train import events as ev
 from tuiwiz.train.jobs import Job
-
-EXIT_CODES = {"finished": 0, "failed": 1, "stopped": 3}
-FINAL_STATES = tuple(EXIT_CODES)
+from tuiwiz.train.state import EXIT_INTERRUPTED, RunState, state_of
+from tuiwiz.units import duration
 
 
 def step_line(e: dict[str, Any]) -> str:
@@ -39,15 +38,6 @@ def started_line(e: dict[str, Any]) -> str:
     return line
 
 
-def _format_duration(seconds: float) -> str:
-    seconds = int(seconds)
-    return (
-        f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
-        if seconds >= 3600
-        else f"{seconds // 60}m{seconds % 60:02d}s"
-    )
-
-
 def follow_job(job: Job) -> int:
     started = time.monotonic()
     interactive = sys.stdout.isatty()
@@ -68,35 +58,34 @@ def follow_job(job: Job) -> int:
             _follow_plain(job, quiet=True)
         except KeyboardInterrupt:
             print(f"tuiwiz: left running in the background (pid {job.pid}): {job.run.path}")
-            return 130
-    status = job.run.status()
+            return EXIT_INTERRUPTED
     # The run's outcome is written before its process has wound down (the libraries' teardown
     # takes seconds): once it is there, there is nothing left to wait for.
-    code = job.wait() if status.get("state") not in FINAL_STATES else EXIT_CODES[status["state"]]
+    code = None if _state(job).final else job.wait()
     status = job.run.status()
-    state = status.get("state", "failed")
-    took = _format_duration(time.monotonic() - started)
-    if state == "finished":
+    state = _state(job)
+    took = duration(time.monotonic() - started)
+    if state == RunState.FINISHED:
         print(f"tuiwiz: finished in {took}; {_losses(first_loss, last_loss, job)}")
         print(f"tuiwiz: adapter: {status.get('adapter')}")
-    elif state == "stopped" and status.get("step") is None:
+    elif state == RunState.STOPPED and status.get("step") is None:
         print(
             "tuiwiz: stopped before the first step: nothing was trained; "
             f"`tuiwiz resume {job.run.path}` starts it from the beginning"
         )
-    elif state == "stopped":
+    elif state == RunState.STOPPED:
         print(
             f"tuiwiz: stopped at step {status.get('step')}; resume with "
             f"`tuiwiz resume {job.run.path}`"
         )
     else:
-        reason = status.get("reason") or f"exit code {code}"
+        reason = status.get("reason") or f"the training process exited with code {code}"
         where = "" if "log:" in reason else f" (log: {job.run.log})"  # a rank's log is named
         print(f"tuiwiz: error: the run failed: {reason}{where}", file=sys.stderr)
         for hint in status.get("suggestions") or []:
             fix = " ".join(f"--set {o}" for o in hint["overrides"])
             print(f"tuiwiz:   try: {hint['title']}  ({fix})", file=sys.stderr)
-    return EXIT_CODES.get(state, 1)
+    return state.exit_code
 
 
 def _losses(first: float | None, last: float | None, job: Job) -> str:
@@ -114,8 +103,12 @@ def _losses(first: float | None, last: float | None, job: Job) -> str:
     return f"{text}; mean training loss {mean:.4f}" if mean is not None else text
 
 
+def _state(job: Job) -> RunState:
+    return state_of(job.run.status().get("state"))
+
+
 def _ended(job: Job) -> bool:
-    return not job.alive() or job.run.status().get("state") in FINAL_STATES
+    return not job.alive() or _state(job).final
 
 
 def _events(job: Job):

@@ -1,7 +1,7 @@
 """`tuiwiz launch-script RUN|PRESET --slurm [--out FILE]`: a Slurm batch script for a run.
 
 The script trains the run on [launch] nnodes nodes x nproc_per_node GPUs with `srun torchrun`
-(see tuiwiz.launch.slurm_script). Given a run (directory, id or id prefix), it continues that
+(tuiwiz.train.torchrun.slurm_script). Given a run (directory, id or id prefix), it continues that
 run from its latest complete checkpoint; given a preset, it starts a new run in --output-dir
 (which must be on a filesystem every node shares). Writing the script creates nothing else.
 """
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from tuiwiz.commands import add_override_argument
 from tuiwiz.errors import TuiwizError
+from tuiwiz.train.state import RunState
 
 
 def add_parser(sub) -> argparse.ArgumentParser:
@@ -35,8 +36,10 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuiwiz import launch, presets
+    from tuiwiz import presets
+    from tuiwiz.launch import launch_of
     from tuiwiz.train import jobs
+    from tuiwiz.train.torchrun import slurm_script
 
     if not args.slurm:
         raise TuiwizError("say which scheduler: --slurm (the only one so far)")
@@ -46,7 +49,7 @@ def run(args: argparse.Namespace) -> int:
             raise TuiwizError(
                 f"{existing.path} is a run: it continues as it was, with no --set or --output-dir"
             )
-        if existing.status().get("state") == "finished":
+        if existing.status().get("state") == RunState.FINISHED:
             raise TuiwizError(f"{existing.path}: the run has finished; there is nothing to train")
         text = existing.preset.read_text(encoding="utf-8")
         config = existing.config()
@@ -59,17 +62,18 @@ def run(args: argparse.Namespace) -> int:
                 f"{run_dir}: already exists and is not empty; choose another --output-dir"
             )
         text = presets.to_toml(config)
-    if launch.settings(config)["node_rank"] != 0:
+    launch = launch_of(config, gpus=1)  # "auto": every GPU of each node, which Slurm knows
+    if launch.node_rank != 0:
         raise TuiwizError("[launch] node_rank is set by Slurm for each node: leave it at 0")
-    script = launch.slurm_script(config, run_dir, text)
+    script = slurm_script(config, run_dir, text)
     if args.out is None:
         sys.stdout.write(script)
         return 0
     args.out.write_text(script, encoding="utf-8")
     args.out.chmod(0o700)
-    s = launch.settings(config)
+    per_node = "every" if launch.auto else launch.nproc_per_node
     print(
-        f"tuiwiz: wrote {args.out}: {s['nnodes']} node(s) x {s['nproc_per_node']} GPU(s), "
+        f"tuiwiz: wrote {args.out}: {launch.nnodes} node(s) x {per_node} GPU(s), "
         f"run directory {run_dir}; submit it with `sbatch {args.out}`",
         file=sys.stderr,
     )

@@ -13,16 +13,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
 
 
 def run(args: argparse.Namespace) -> int:
-    from tuiwiz.commands import run as run_command
+    from tuiwiz.commands.run import resume
     from tuiwiz.train.registry import resolve
 
-    run_dir = resolve(args.run)
-    return run_command.run(
-        argparse.Namespace(
-            preset=None,
-            overrides=[],
-            output_dir=None,
-            resume=run_dir.path,
-            detach=args.detach,
-        )
-    )
+    return resume(resolve(args.run), detach=args.detach)

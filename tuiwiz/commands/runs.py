@@ -86,6 +86,7 @@ def table_lines(rows: list[dict], width: int):
 
 def run(args: argparse.Namespace) -> int:
     from tuiwiz.train.registry import effective_state, list_runs
+    from tuiwiz.train.state import RunState
 
     rows = []
     for entry, status in list_runs():
@@ -117,9 +118,16 @@ def run(args: argparse.Namespace) -> int:
         console.print("no runs yet: start one with `tuiwiz run PRESET`")
     # Why runs failed, below the table where a long reason has room.
     for r in rows:
-        if r["reason"] and r["state"] in ("failed", "crashed"):
-            console.print(f"{r['id']}: {r['reason']}", highlight=False, soft_wrap=True)
+        if r["reason"] and r["state"] in (RunState.FAILED, RunState.CRASHED):
+            console.print(
+                f"{r['id']}: {r['reason']}", highlight=False, markup=False, soft_wrap=True
+            )
             for hint in r["suggestions"]:
                 fix = " ".join(f"--set {o}" for o in hint["overrides"])
-                console.print(f"  try: {hint['title']}  ({fix})", highlight=False, soft_wrap=True)
+                console.print(
+                    f"  try: {hint['title']}  ({fix})",
+                    highlight=False,
+                    markup=False,
+                    soft_wrap=True,
+                )
     return 0

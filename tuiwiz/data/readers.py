@@ -13,7 +13,7 @@ import re
 from pathlib import Path
 from typing import Any
 
-from tuiwiz.errors import DataError
+from tuiwiz.errors import DataError, first_line
 
 EXTENSIONS = {
     ".jsonl": "jsonl",
@@ -170,7 +170,7 @@ def _read_hub(ref: str, split: str, subset: str) -> list[dict[str, Any]]:
     try:
         ds = datasets.load_dataset(ref, subset or None, split=split)
     except Exception as e:  # network, missing dataset, missing split: all end the same way
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         raise DataError(
             f"{ref}: cannot load from the Hugging Face Hub ({first}); "
             "check the id and your network, or give a local file"

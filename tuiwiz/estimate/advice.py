@@ -7,17 +7,16 @@ suggestion is machine-applicable: `tuiwiz run PRESET --set ...` takes the overri
 
 from __future__ import annotations
 
-import copy
 import json
 from dataclasses import asdict, dataclass
 from typing import Any
 
 from tuiwiz import config as cfg
-from tuiwiz.estimate import parallel
 from tuiwiz.estimate.core import Estimate, estimate_setup
 from tuiwiz.estimate.setup import from_config
 from tuiwiz.inspect.arch import ArchSummary
 from tuiwiz.inspect.lora import plan as lora_plan
+from tuiwiz.launch import Launch, launch_of
 
 # "Fits with little room": less than this share of the free memory left over. Allocator
 # behaviour, other processes and longer-than-usual batches eat into a thin margin.
@@ -53,30 +52,9 @@ def _toml(value: Any) -> str:
     return json.dumps(value) if isinstance(value, str) else str(value)
 
 
-def _is_launch(override: str) -> bool:
-    return override.split("=", 1)[0].strip().startswith("launch.")
-
-
 def apply(config: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
-    """A resolved preset with `section.key=value` overrides applied and validated. `launch.*`
-    overrides are applied to the [launch] section as they are: it is read defensively
-    (parallel.launch_of), and config validation may not know the section yet."""
-    import tomllib
-
-    launch = dict(config.get("launch") or {})
-    for text in filter(_is_launch, overrides):
-        key, raw = (part.strip() for part in text.split("=", 1))
-        try:
-            launch[key.split(".", 1)[1]] = tomllib.loads(f"v = {raw}")["v"]
-        except tomllib.TOMLDecodeError:
-            launch[key.split(".", 1)[1]] = raw
-    rest = [o for o in overrides if not _is_launch(o)]
-    plain = {k: v for k, v in config.items() if k != "launch"}
-    out = cfg.validate(cfg.apply_overrides(plain, rest), "suggestion") if rest else plain
-    out = copy.deepcopy(out)
-    if launch:
-        out["launch"] = {**(out.get("launch") or {}), **launch}
-    return out
+    """A resolved preset with `section.key=value` overrides applied and validated."""
+    return cfg.validate(cfg.apply_overrides(config, overrides), "suggestion")
 
 
 def _with(config: dict[str, Any], changes: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
@@ -106,7 +84,7 @@ class _Estimator:
             self.summary,
             lora_plan(self.summary, config["lora"]),
             config["training"],
-            parallel.launch_of(config, self.gpu_count),
+            launch_of(config, self.gpu_count),
         )
         return est.total
 
@@ -114,7 +92,7 @@ class _Estimator:
         """Free memory of the tightest GPU a variant uses (its first nproc_per_node GPUs)."""
         if not self.gpus_free:
             return self.default_free
-        n = parallel.launch_of(config, self.gpu_count).nproc_per_node
+        n = launch_of(config, self.gpu_count).nproc_per_node
         return min(self.gpus_free[:n])
 
     def variant(self, changes: dict[str, Any]) -> tuple[int, list[str]]:
@@ -122,7 +100,7 @@ class _Estimator:
         return self.total(config), overrides
 
 
-def _launch_options(est: _Estimator, launch: parallel.Launch) -> list[tuple[str, dict[str, Any]]]:
+def _launch_options(est: _Estimator, launch: Launch) -> list[tuple[str, dict[str, Any]]]:
     """Sharding the model with FSDP when several GPUs are visible: over the GPUs DDP already
     uses, or over every visible GPU (for one process, or for FSDP on fewer GPUs). Gradient
     accumulation shrinks to keep the effective batch when the new world size divides it."""

@@ -4,10 +4,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from tuiwiz.estimate.parallel import SINGLE, Launch
 from tuiwiz.estimate.setup import RunSetup
 from tuiwiz.estimate.weights import WeightBytes
 from tuiwiz.inspect.lora import LoraPlan
+from tuiwiz.launch import SINGLE, Launch
 
 # Blocks the caching allocator reserves but cannot reuse at the peak (fragmentation of the
 # activation-sized blocks freed and reallocated every step). A heuristic share of the memory

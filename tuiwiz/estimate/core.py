@@ -10,11 +10,11 @@ from tuiwiz.estimate import activations as act_mod
 from tuiwiz.estimate import components, layers, parallel, peak, weights
 from tuiwiz.estimate.components import Component
 from tuiwiz.estimate.optimizers import optimizer_bytes
-from tuiwiz.estimate.parallel import SINGLE, Launch
 from tuiwiz.estimate.setup import RunSetup, from_config
 from tuiwiz.inspect.arch import ArchSummary
 from tuiwiz.inspect.lora import LoraPlan
 from tuiwiz.inspect.lora import plan as lora_plan
+from tuiwiz.launch import SINGLE, Launch, launch_of
 
 MiB = 1 << 20
 # The CUDA context, the kernels PyTorch, bitsandbytes and Triton load (lazily, CUDA >= 11.7) and
@@ -105,7 +105,7 @@ def estimate(
     """Estimate the peak memory of one GPU of the run a resolved preset describes: the only GPU
     of a single-process run, or each GPU of a [launch] with several processes (ddp / fsdp).
     `gpu_count`: the visible GPUs, when already read (for nproc_per_node = "auto")."""
-    launch = parallel.launch_of(config, gpu_count)
+    launch = launch_of(config, gpu_count)
     if summary is None:
         from tuiwiz.inspect.model import summarize
 

@@ -58,19 +58,6 @@ _TORCH_ADAM = {
     "ademamix",
 }
 
-SUPPORTED = sorted(
-    {
-        *_BNB,
-        *_TORCH_ADAM,
-        "adafactor",
-        "sgd",
-        "adagrad",
-        "rmsprop",
-        "adamw_torch_8bit",
-        "adamw_torch_4bit",
-    }
-)
-
 
 def _optim_args(text: str) -> dict[str, str]:
     # TrainingArguments.optim_args: "momentum=0.9,nesterov=True"

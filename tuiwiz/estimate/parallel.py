@@ -18,16 +18,14 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
-from typing import Any
 
-from tuiwiz.errors import ConfigError
 from tuiwiz.estimate.setup import RunSetup
 from tuiwiz.estimate.weights import alloc, trainable_dtype_bytes
 from tuiwiz.inspect.arch import ArchSummary
 from tuiwiz.inspect.lora import LoraPlan
+from tuiwiz.launch import Launch
 
 MiB = 1 << 20
-STRATEGIES = ("ddp", "fsdp")
 
 # DistributedDataParallel's gradient buckets. The Reducer allocates one flat buffer per bucket
 # for all trainable parameters when DDP is built, and keeps it for the whole run: all-reduce runs
@@ -52,107 +50,6 @@ DDP_FIRST_BUCKET = 1 * MiB
 # communicator (the default process group).
 NCCL_TWO_GPUS = 544 * MiB
 NCCL_MORE_GPUS = 688 * MiB
-
-
-@dataclass(frozen=True)
-class Launch:
-    """How many processes train and how they share the model."""
-
-    strategy: str = "ddp"  # "ddp" or "fsdp"
-    nproc_per_node: int = 1
-    nnodes: int = 1
-    node_rank: int = 0
-
-    @property
-    def world_size(self) -> int:
-        return self.nproc_per_node * self.nnodes
-
-    @property
-    def distributed(self) -> bool:
-        return self.world_size > 1
-
-    @property
-    def mode(self) -> str:
-        """What the estimate is for: "single" (one process), "ddp" or "fsdp"."""
-        return self.strategy if self.distributed else "single"
-
-    @property
-    def fsdp(self) -> bool:
-        return self.mode == "fsdp"
-
-    def describe(self) -> str:
-        """One line for people: "one process, one GPU", "fsdp over 8 GPUs (4 per node x 2
-        nodes)"."""
-        if not self.distributed:
-            return "one process, one GPU"
-        text = f"{self.strategy} over {self.world_size} GPUs"
-        if self.nnodes > 1:
-            text += f" ({self.nproc_per_node} per node x {self.nnodes} nodes)"
-        return text
-
-    def to_json(self) -> dict[str, Any]:
-        return {
-            "strategy": self.mode,
-            "world_size": self.world_size,
-            "nproc_per_node": self.nproc_per_node,
-            "nnodes": self.nnodes,
-            "node_rank": self.node_rank,
-        }
-
-
-SINGLE = Launch()
-
-
-def _engine():
-    """tuiwiz.launch (the torchrun engine) when it is there: its nproc / world_size are the
-    ones the run uses."""
-    try:
-        from tuiwiz import launch
-    except ImportError:
-        return None
-    ok = callable(getattr(launch, "nproc", None)) and callable(getattr(launch, "world_size", None))
-    return launch if ok else None
-
-
-def _count(value: Any, name: str, minimum: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, int) or value < minimum:
-        raise ConfigError(f"[launch] {name} must be an integer >= {minimum}, got {value!r}")
-    return value
-
-
-def visible_gpu_count() -> int:
-    from tuiwiz.gpu import read_gpus
-
-    return len(read_gpus().gpus)
-
-
-def launch_of(config: dict[str, Any], gpu_count: int | None = None) -> Launch:
-    """The launch a preset asks for, read defensively: nproc_per_node 1 (or "auto": every
-    visible GPU, 1 when there is none), nnodes 1, node_rank 0, strategy "ddp".
-
-    `gpu_count`: the number of visible GPUs, when the caller has read them (for "auto")."""
-    raw = config.get("launch") or {}
-    if not isinstance(raw, dict):
-        raise ConfigError("[launch] must be a table")
-    strategy = str(raw.get("strategy", "ddp")).lower()
-    if strategy not in STRATEGIES:
-        raise ConfigError(f"[launch] strategy must be one of 'ddp', 'fsdp', got {strategy!r}")
-    nproc = raw.get("nproc_per_node", 1)
-    if nproc != "auto":
-        nproc = _count(nproc, "nproc_per_node", 1)
-    nnodes = _count(raw.get("nnodes", 1), "nnodes", 1)
-    node_rank = _count(raw.get("node_rank", 0), "node_rank", 0)
-    engine = _engine()
-    if engine is not None:
-        try:  # tuiwiz.launch.nproc(config, gpus=None): "auto" with the GPUs already read
-            nproc, world = engine.nproc(config, gpu_count), engine.world_size(config, gpu_count)
-        except TypeError:
-            nproc, world = engine.nproc(config), engine.world_size(config)
-        nproc = max(1, int(nproc))
-        nnodes = max(1, int(world) // nproc)
-    elif nproc == "auto":
-        nproc = max(1, gpu_count if gpu_count is not None else visible_gpu_count())
-    return Launch(strategy, nproc, nnodes, node_rank)
 
 
 def used_gpus(gpus: list, nproc: int) -> tuple[list, list, int]:

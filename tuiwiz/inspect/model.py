@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
-from tuiwiz.errors import ModelError
+from tuiwiz.errors import ModelError, first_line
 from tuiwiz.inspect.arch import ArchSummary
 from tuiwiz.inspect.config_values import check_config_values
 
@@ -68,8 +68,7 @@ def _fetch_config(repo_id: str, revision: str) -> Path:
         try:
             return Path(hf_hub_download(repo_id, "config.json", revision=revision))
         except Exception as e:  # unknown repo, gated repo, network error: one line each
-            text = str(e).strip()
-            reason = text.splitlines()[0] if text else type(e).__name__
+            reason = first_line(e)
     raise ModelError(
         f"{repo_id}: cannot fetch config.json from the Hugging Face Hub ({reason}); "
         "check the id, your network or HF_TOKEN, or give a local directory"
@@ -100,7 +99,7 @@ def load_config(name_or_path: str, revision: str = "main", trust_remote_code: bo
             str(path.parent), trust_remote_code=trust_remote_code, local_files_only=True
         )
     except (ValueError, KeyError, TypeError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise ModelError(
             f"{path}: transformers cannot read architecture '{raw['model_type']}' ({reason})"
         ) from None
@@ -115,7 +114,7 @@ def build_meta_model(config: Any, trust_remote_code: bool = False):
         with torch.device("meta"):
             return AutoModelForCausalLM.from_config(config, trust_remote_code=trust_remote_code)
     except (ValueError, TypeError, AssertionError) as e:
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         raise ModelError(
             f"{config.model_type}: cannot build a causal language model ({reason})"
         ) from None

@@ -7,7 +7,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from tuiwiz.errors import ConfigError
+from tuiwiz.errors import ConfigError, first_line
 
 
 def device_kind() -> str:
@@ -24,9 +24,9 @@ def local_rank() -> int:
 
 
 def uses_fsdp(config: dict[str, Any]) -> bool:
-    from tuiwiz import launch
+    from tuiwiz.launch import launch_of
 
-    return launch.settings(config)["strategy"] == "fsdp" and launch.is_distributed(config)
+    return launch_of(config).fsdp
 
 
 def bnb_config(quantization: dict[str, Any], fsdp: bool = False):
@@ -148,7 +148,20 @@ def load_model(path: str, config: dict[str, Any]):
         modules_to_save=lora["modules_to_save"] or None,
         task_type="CAUSAL_LM",
     )
+    keep_4bit_weights_trainable(model)
     return get_peft_model(model, peft_config)
+
+
+def keep_4bit_weights_trainable(model: Any) -> None:
+    """On a CPU with AVX512-BF16, bitsandbytes repacks a 4-bit layer's weights, in place and for
+    good, the first time the layer runs in eval mode without gradients (its inference kernel's
+    format). A run's evaluations (the base model's loss at step 0, eval_steps) would do that, and
+    training goes on with the repacked weights: from then on its losses and gradients differ
+    from a run with no evaluation (measured on the demo: the loss barely falls). Training keeps
+    the format it started with."""
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False):
+            module.support_avx512bf16_for_cpu = False
 
 
 def training_arguments(
@@ -179,9 +192,9 @@ def training_arguments(
         training["gradient_checkpointing"] = checkpointing
         training["gradient_checkpointing_kwargs"] = checkpointing_kwargs
     training.setdefault("bf16", False)  # SFTConfig would turn bf16 on by default
-    from tuiwiz import launch
+    from tuiwiz.launch import launch_of
 
-    if launch.is_distributed(config):
+    if launch_of(config).distributed:
         if uses_fsdp(config):
             training.update(fsdp_settings(config, training))
             # FSDP checkpoints activations itself; SFTConfig would turn the Trainer's on.
@@ -213,7 +226,7 @@ def training_arguments(
             **training,
         )
     except (ValueError, TypeError) as e:
-        raise ConfigError(f"[training]: {str(e).strip().splitlines()[0]}") from None
+        raise ConfigError(f"[training]: {first_line(e)}") from None
 
 
 def fsdp_settings(config: dict[str, Any], training: dict[str, Any]) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from transformers import TrainerCallback
 
 from tuiwiz.train.events import EventWriter
 from tuiwiz.train.rundir import COMPLETE_MARKER, RunDir
+from tuiwiz.train.state import RunState
 
 
 def rss_bytes() -> int:
@@ -84,7 +85,7 @@ class EventsCallback(TrainerCallback):
             **self.started,
         )
         self.run.write_status(
-            state="running",
+            state=RunState.RUNNING,
             phase="training",
             step=state.global_step,
             max_steps=state.max_steps,

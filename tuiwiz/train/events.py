@@ -29,8 +29,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-KINDS = ("started", "step", "eval", "checkpoint", "finished", "stopped", "failed")
-
 
 class EventWriter:
     """Appends events, each flushed to disk at once so a live reader sees it."""
@@ -89,25 +87,33 @@ def is_number(value: Any) -> bool:
 
 def parse_event(line: bytes) -> dict[str, Any] | None:
     """One line of events.jsonl as an event, or None when it cannot be one (a crash can leave NUL
-    bytes or a torn write behind; a reader skips such a line rather than break on it)."""
+    bytes or a torn write behind; a reader skips such a line rather than break on it). A field
+    of the wrong kind is left out; an event without what it is about (a step's number and loss,
+    an evaluation's loss) is skipped."""
     try:
         event = json.loads(line)
     except ValueError:  # not JSON, or not UTF-8 (UnicodeDecodeError is a ValueError too)
         return None
     if not isinstance(event, dict) or not isinstance(event.get("event"), str):
         return None
-    for name in _INTEGERS:
+    placed = "step" in event
+    for name in [*_INTEGERS, *_NUMBERS, *_STRINGS]:
         value = event.get(name)
-        if value is not None and not (isinstance(value, int) and not isinstance(value, bool)):
-            return None
-    for name in _NUMBERS:
-        value = event.get(name)
-        if value is not None and not is_number(value):
-            return None
-    for name in _STRINGS:
-        value = event.get(name)
-        if value is not None and not isinstance(value, str):
-            return None
+        if value is None:
+            continue
+        if name in _INTEGERS:
+            ok = isinstance(value, int) and not isinstance(value, bool)
+        elif name in _NUMBERS:
+            ok = is_number(value)
+        else:
+            ok = isinstance(value, str)
+        if not ok:
+            del event[name]
+    if placed and "step" not in event:
+        return None  # every reader places an event by its step
+    required = {"step": ("step", "loss"), "eval": ("step", "eval_loss")}.get(event["event"], ())
+    if any(event.get(name) is None for name in required):
+        return None
     return event
 
 

@@ -20,8 +20,10 @@ from pathlib import Path
 from typing import Any
 
 from tuiwiz.errors import TuiwizError
+from tuiwiz.train.handshake import ACK, HANDSHAKE
 from tuiwiz.train.rundir import RunDir
-from tuiwiz.train.worker import ACK, HANDSHAKE
+from tuiwiz.train.state import RunState
+from tuiwiz.train.torchrun import ENTRY
 
 
 @dataclass
@@ -49,11 +51,19 @@ class Job:
         if self.role == "node":
             return code
         status = self.run.status()
-        if status.get("state") == "running":
+        if status.get("state") == RunState.RUNNING:
             # The process is gone without writing a final state (killed, or crashed hard).
             reason = f"training process exited with code {code} (see {self.run.log})"
-            self.run.write_status(state="failed", phase="done", reason=reason)
+            self.run.write_status(state=RunState.FAILED, phase="done", reason=reason)
         return code
+
+    def reap_in_background(self) -> Job:
+        """Wait for the process in a daemon thread (recording a hard crash, as `wait` does), for
+        a launcher that does not follow the run itself: no zombie is left behind."""
+        import threading
+
+        threading.Thread(target=self.wait, name="tuiwiz-reaper", daemon=True).start()
+        return self
 
 
 def default_run_dir(name: str, root: Path | None = None) -> Path:
@@ -86,7 +96,7 @@ def start(
 
     Raises TuiwizError with the process's one-line reason when the run cannot start.
     """
-    command = [sys.executable, "-m", "tuiwiz.train.worker", "--run-dir", str(run_dir)]
+    command = [sys.executable, *ENTRY, "--run-dir", str(run_dir)]
     if resume:
         command.append("--resume")
     env = {**os.environ, "PYTHONUNBUFFERED": "1", "TOKENIZERS_PARALLELISM": "false"}

@@ -1,4 +1,4 @@
-"""One of torchrun's training processes: `python -m tuiwiz.train.worker --run-dir D --rank-process`.
+"""One of torchrun's training processes: `python -m tuiwiz.train --run-dir D --rank-process`.
 
 torchrun starts one per GPU and gives each its RANK, LOCAL_RANK and WORLD_SIZE. A rank reads the
 resolved preset (the run's preset.toml, or --config on the other nodes of a multi-node run) and
@@ -32,30 +32,31 @@ PID_DIR_ENV = "TUIWIZ_PID_DIR"  # where ranks note their pids, for the superviso
 
 
 def run_rank(run_dir: Path, config_file: Path | None) -> int:
+    from tuiwiz.train import failures, process
     from tuiwiz.train.rundir import RunDir
-    from tuiwiz.train.worker import Worker, _advice, _reason, _redirect_output
 
     rank = int(os.environ.get("RANK", "0"))
     run = RunDir(run_dir)
-    _redirect_output(run.rank_log(rank))
+    process.redirect_output(run.rank_log(rank))
     print(f"rank {rank} of {os.environ.get('WORLD_SIZE', '?')}: pid {os.getpid()}", flush=True)
     _watch_supervisor()
     _note_pid(rank)
-    worker = Worker(run_dir, resume=False, rank=rank)
-    signal.signal(signal.SIGTERM, worker.request_stop)
-    signal.signal(signal.SIGINT, worker.request_stop)
-    signal.signal(signal.SIGHUP, signal.SIG_IGN)
-    config: dict[str, Any] = {}
+    # A rank must not leave alone (the others would wait for it forever): a stop asked before
+    # it trains is kept, and it stops with the others at the end of the first step.
+    stop_asked = threading.Event()
+    process.on_stop(lambda signum, frame: stop_asked.set())
+    config: dict[str, Any] | None = None
     try:
         config = _load(config_file or run.preset)
-        ready = _ready(config)
-        _attach(worker, rank)
-        outcome = worker.train(config, ready)
-        print(f"rank {rank}: {outcome}", flush=True)
+        session = _session(run, config, rank)
+        session.pending_stop = stop_asked.is_set()
+        process.on_stop(session.request_stop)
+        state = session.train()
+        print(f"rank {rank}: {state}", flush=True)
         return 0
     except BaseException as e:  # noqa: BLE001 (every failure is recorded, then exits non-zero)
         traceback.print_exc()
-        record_failure(run, rank, _reason(e), _advice(e, config) if config else [])
+        record_failure(run, rank, failures.reason(e), failures.advice(e, config))
         return 1
 
 
@@ -65,31 +66,30 @@ def _load(path: Path) -> dict[str, Any]:
     return presets.load_run_preset(path)
 
 
-def _ready(config: dict[str, Any]) -> dict[str, Any]:
-    """What training needs (the supervisor already checked it all): model, tokenizer, data."""
+def _session(run: Any, config: dict[str, Any], rank: int) -> Any:
+    """This rank's session: what training needs (the supervisor already checked it all), and
+    the run directory prepared before torchrun started (the checkpoint to resume from); rank 0
+    writes the events (and, with no supervisor, says which process trains)."""
     from tuiwiz import bundled
-    from tuiwiz.train import builders
+    from tuiwiz.launch import launch_of
+    from tuiwiz.train import builders, events
+    from tuiwiz.train.preflight import Ready
+    from tuiwiz.train.session import Session
 
     model_path = bundled.resolve_model(config["model"]["name_or_path"], print)
     data = {**config["data"], "path": bundled.resolve_data(config["data"]["path"])}
     tokenizer = builders.load_tokenizer(model_path, config)
-    return {"model_path": model_path, "tokenizer": tokenizer, "examples": None, "data": data}
-
-
-def _attach(worker: Any, rank: int) -> None:
-    """Join the run directory prepared before torchrun started: the checkpoint to resume from;
-    rank 0 writes the events (and, with no supervisor, says which process trains)."""
-    from tuiwiz.train import events
-
-    status = worker.run.status()
-    resume_from = status.get("resume_from")
-    worker.resume_from = Path(resume_from) if resume_from else None
-    if rank != 0:
-        return
-    worker.writer = events.EventWriter(worker.run.events)
-    if not os.environ.get(SUPERVISOR_ENV):
-        # Started by a batch script: this process is the one to signal, on this host.
-        worker.run.write_status(pid=os.getpid(), host=socket.gethostname())
+    ready = Ready(model_path, tokenizer, data, None, None, launch_of(config))
+    resume_from = run.status().get("resume_from")
+    writer = None
+    if rank == 0:
+        writer = events.EventWriter(run.events)
+        if not os.environ.get(SUPERVISOR_ENV):
+            # Started by a batch script: this process is the one to signal, on this host.
+            run.write_status(pid=os.getpid(), host=socket.gethostname())
+    return Session(
+        run, config, ready, writer, Path(resume_from) if resume_from else None, rank=rank
+    )
 
 
 def record_failure(run: Any, rank: int, reason: str, suggestions: list[dict[str, Any]]) -> None:

@@ -7,6 +7,7 @@ unique prefix of an id.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from dataclasses import dataclass
@@ -17,8 +18,9 @@ from tuiwiz.errors import TuiwizError
 from tuiwiz.fileio import write_json_atomic
 from tuiwiz.paths import data_dir
 from tuiwiz.train.rundir import RunDir
+from tuiwiz.train.state import RunState, state_of
 
-WORKER_MODULE = "tuiwiz.train.worker"
+WORKER_MODULE = "tuiwiz.train"  # `python -m tuiwiz.train`: a training process
 
 
 @dataclass(frozen=True)
@@ -68,6 +70,7 @@ def check_writable() -> None:
     import tempfile
 
     folder = registry_dir()
+    missing = [p for p in (folder, *folder.parents) if not p.exists()]
     try:
         folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         with tempfile.TemporaryFile(dir=folder):
@@ -78,6 +81,10 @@ def check_writable() -> None:
             "run there so that `tuiwiz runs` finds it. Make it writable, or set TUIWIZ_DATA_DIR "
             "to a writable directory"
         ) from None
+    finally:
+        for path in missing:  # a check leaves nothing behind (the run registers itself later)
+            with contextlib.suppress(OSError):
+                path.rmdir()
 
 
 def register(run: RunDir, name: str, created_at: float) -> str:
@@ -172,17 +179,38 @@ def on_this_host(status: dict[str, Any]) -> bool:
     return host is None or host == socket.gethostname()
 
 
-def effective_state(status: dict[str, Any], run_dir: str | Path | None = None) -> str:
-    """The status's state, or "crashed" when it says running but its process is gone (or the pid
+def effective_state(status: dict[str, Any], run_dir: str | Path | None = None) -> RunState:
+    """The status's state, or crashed when it says running but its process is gone (or the pid
     now belongs to another process: `run_dir` is the run the status belongs to)."""
-    state = status.get("state") or "unknown"
+    state = state_of(status.get("state"))
     if (
-        state == "running"
+        state == RunState.RUNNING
         and on_this_host(status)
         and not process_alive(status.get("pid"), run_dir)
     ):
-        return "crashed"
+        return RunState.CRASHED
     return state
+
+
+def request_stop(run: RunDir) -> int | None:
+    """Ask a running run to save a checkpoint and stop (its training process then ends in
+    state stopped): SIGTERM to its process, or, for a run that trains on another machine (a
+    cluster node), the STOP file it checks at every step's end. Returns the pid signalled, or
+    None when asked through the file. `tuiwiz stop` and the dashboard's stop key take this."""
+    import signal
+
+    status = run.status()
+    state = effective_state(status, run.path)
+    if state != RunState.RUNNING:
+        raise TuiwizError(f"{run.path}: the run is not running (state: {state})")
+    if not on_this_host(status):
+        run.stop_file.write_text("stop\n")
+        return None
+    try:
+        os.kill(status["pid"], signal.SIGTERM)
+    except ProcessLookupError:
+        raise TuiwizError(f"{run.path}: the training process has just ended") from None
+    return status["pid"]
 
 
 def list_runs() -> list[tuple[RunEntry, dict[str, Any]]]:

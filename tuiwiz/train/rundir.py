@@ -24,8 +24,8 @@ from typing import Any
 
 from tuiwiz.errors import TuiwizError
 from tuiwiz.fileio import write_atomic, write_json_atomic
+from tuiwiz.train.state import WRITTEN
 
-STATES = ("running", "finished", "failed", "stopped")
 COMPLETE_MARKER = "COMPLETE"
 _CHECKPOINT = re.compile(r"^checkpoint-(\d+)$")
 # What the other nodes of a multi-node run may write into a run directory before node 0 creates it.
@@ -82,7 +82,7 @@ def clean_status(raw: dict[str, Any], path: Path) -> dict[str, Any]:
             out[name] = value
         else:
             bad.append(name)
-    if out.get("state") is not None and out["state"] not in STATES:
+    if out.get("state") is not None and out["state"] not in WRITTEN:
         bad.append("state")
         del out["state"]
     if bad:
@@ -126,6 +126,11 @@ class RunDir:
 
     def is_run(self) -> bool:
         return self.preset.is_file() and self.status_file.is_file()
+
+    @property
+    def label(self) -> str:
+        """How people name the run: its registry id, or its directory's name."""
+        return str(self.status().get("id") or self.path.name)
 
     def config(self, overrides: list[str] | None = None) -> dict[str, Any]:
         """The run's resolved preset (preset.toml), with `overrides` (`--set` values) applied."""

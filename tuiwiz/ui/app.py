@@ -11,12 +11,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from textual import work
 from textual.app import App
 from textual.binding import Binding
 
+from tuiwiz.errors import one_line
 from tuiwiz.ui import background, keys
 from tuiwiz.ui.draft import Draft
+from tuiwiz.ui.workers import in_thread
 
 SCREENS: dict[str, tuple[str, str]] = {
     "start": ("tuiwiz.ui.wizard.start", "StartStep"),
@@ -56,7 +57,7 @@ class TuiwizApp(App):
         # After the first frame: importing in a thread still competes with drawing it.
         self.set_timer(0.5, self._warm_up)
 
-    @work(thread=True, exit_on_error=False, group="warm-up")
+    @in_thread("loading the wizard's libraries", group="warm-up")
     def _warm_up(self) -> None:
         """Import what later steps need while the user reads the first screen."""
         import tuiwiz.config  # noqa: F401
@@ -93,12 +94,12 @@ class TuiwizApp(App):
             self._run_lookup(item, fn)
         return item
 
-    @work(thread=True, exit_on_error=False)
+    @in_thread("a lookup")
     def _run_lookup(self, item: background.Lookup, fn: Callable[[], Any]) -> None:
         try:
             item.value = fn()
         except Exception as e:  # shown in the step, never a traceback
-            item.error = background.one_line(e)
+            item.error = one_line(e)
         item.done = True
         self.call_from_thread(self._lookup_done)
 

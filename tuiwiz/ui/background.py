@@ -35,15 +35,6 @@ def data_key(draft) -> tuple:
     return (*model_key(draft), *data, draft.get("data.train_on_prompt"))
 
 
-def one_line(error: BaseException) -> str:
-    from tuiwiz.errors import TuiwizError
-
-    if isinstance(error, TuiwizError):
-        return str(error)
-    text = str(error).strip().splitlines()
-    return f"{type(error).__name__}: {text[0] if text else ''}"
-
-
 def load_model_overview(key: tuple):
     from tuiwiz.inspect.overview import overview
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
@@ -15,6 +14,7 @@ from textual.widgets import DataTable, Footer, Static
 
 from tuiwiz.compare import Comparison, fmt_value, metric_rows, short_differences
 from tuiwiz.ui.dashboard.chart import BASE_MARK, EVAL_MARK, RunsChart, Series
+from tuiwiz.ui.workers import in_thread
 
 # One colour per run, distinct on dark and light themes; the compare screen takes at most this many.
 PALETTE = ("cyan", "yellow", "magenta", "green", "red", "blue", "bright_white", "dark_orange")
@@ -68,7 +68,7 @@ class CompareScreen(Screen[None]):
     def on_mount(self) -> None:
         self._load(self.run_dirs)
 
-    @work(thread=True, exit_on_error=False)
+    @in_thread("comparing the runs")
     def _load(self, run_dirs: list[Path]) -> None:
         from tuiwiz.compare import compare_dirs
         from tuiwiz.errors import TuiwizError

@@ -303,7 +303,3 @@ def new_raw() -> dict[str, Any]:
         "data": {"path": DEMO_DATA, "validation_split": 0.05, "max_seq_length": 256},
         "training": {"eval_steps": 50, "bf16": True},
     }
-
-
-def from_preset(resolved: dict[str, Any]) -> Draft:
-    return Draft(resolved)

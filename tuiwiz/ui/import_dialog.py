@@ -8,7 +8,6 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -16,6 +15,9 @@ from textual.message import Message
 from textual.screen import ModalScreen
 from textual.suggester import SuggestFromList
 from textual.widgets import Button, Input, Static
+
+from tuiwiz.errors import describe_error
+from tuiwiz.ui.workers import in_thread
 
 STYLES = {"check": "bold red", "not carried": "yellow", "translated": "", "default": "dim"}
 
@@ -114,7 +116,7 @@ class ImportDialog(ModalScreen[dict | None]):
         self.query_one("#import-report", Static).update(Text("importing...", style="dim"))
         self._import(str(self.folder / Path(path).expanduser()))
 
-    @work(thread=True, exclusive=True, exit_on_error=False)
+    @in_thread("importing the config", exclusive=True)
     def _import(self, path: str) -> None:
         from tuiwiz.errors import TuiwizError
         from tuiwiz.importing import import_config
@@ -124,7 +126,7 @@ class ImportDialog(ModalScreen[dict | None]):
         except TuiwizError as e:
             self.post_message(self.Done(None, str(e)))
         except Exception as e:  # shown in the dialog, never a traceback
-            self.post_message(self.Done(None, f"{type(e).__name__}: {e}"))
+            self.post_message(self.Done(None, describe_error(e)))
 
     def on_import_dialog_done(self, message: Done) -> None:
         report = self.query_one("#import-report", Static)

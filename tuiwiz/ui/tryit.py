@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.text import Text
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
@@ -25,6 +25,8 @@ from textual.worker import get_current_worker
 
 from tuiwiz.after.generate import GenerationSettings, describe
 from tuiwiz.after.session import HELP, ChatSession
+from tuiwiz.errors import one_line
+from tuiwiz.ui.workers import in_thread
 
 Loader = Callable[[Path, Callable[[str], None]], Any]  # (run dir, progress) -> ChatModel
 PANES = (("base", "base model"), ("tuned", "fine-tuned"))
@@ -39,15 +41,6 @@ def _load(run_dir: Path, progress: Callable[[str], None]) -> Any:
 
     quiet_libraries()  # library progress bars on stderr would garble the screen
     return load_for_chat(run_dir, progress)
-
-
-def _one_line(error: BaseException) -> str:
-    text = str(error).strip().splitlines()[0] if str(error).strip() else ""
-    from tuiwiz.errors import TuiwizError
-
-    if isinstance(error, TuiwizError):
-        return text
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
 
 
 class TryItHelp(ModalScreen[None]):
@@ -224,7 +217,7 @@ class TryItScreen(Screen[None]):
             self.status(f"{result.message}. {self._ready_text()}")
 
     # --- workers (threads) ----------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="tryit-load", exit_on_error=False)
+    @in_thread("loading the model", group="tryit-load", exclusive=True)
     def load_model(self) -> None:
         worker = get_current_worker()
 
@@ -236,7 +229,7 @@ class TryItScreen(Screen[None]):
             chat = self.loader(self.run_dir, progress)
         except BaseException as e:  # shown on the screen: never a traceback
             if not worker.is_cancelled:
-                self.app.call_from_thread(self.status, f"Cannot load: {_one_line(e)}", True)
+                self.app.call_from_thread(self.status, f"Cannot load: {one_line(e)}", True)
             return
         from tuiwiz.after.examples import example_prompt
 
@@ -244,7 +237,7 @@ class TryItScreen(Screen[None]):
         if not worker.is_cancelled:
             self.app.call_from_thread(self._loaded, chat, example)
 
-    @work(thread=True, exclusive=True, group="tryit-generate", exit_on_error=False)
+    @in_thread("generating an answer", group="tryit-generate", exclusive=True)
     def generate(self, prompt: str, settings: GenerationSettings, stop: threading.Event) -> None:
         worker = get_current_worker()
         chat, error = self.chat, None
@@ -264,7 +257,7 @@ class TryItScreen(Screen[None]):
                     self.session.record(side, prompt, answer.strip())
                     self.app.call_from_thread(self._answered, side)
         except BaseException as e:
-            error = _one_line(e)
+            error = one_line(e)
         if not worker.is_cancelled:
             self.app.call_from_thread(self._finished, error, stop.is_set())
 

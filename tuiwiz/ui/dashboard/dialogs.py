@@ -11,7 +11,7 @@ from textual.containers import Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Static
 
-from tuiwiz.ui.dashboard.model import size
+from tuiwiz.units import size
 
 _DIALOG_CSS = """
 {name} {{

@@ -12,8 +12,6 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
-TERMINAL = ("finished", "failed", "stopped", "crashed")
-
 
 @dataclass
 class Session:
@@ -34,7 +32,6 @@ class RunView:
     sessions: list[Session] = field(default_factory=list)
     end: dict[str, Any] | None = None  # the finished / stopped / failed event, if any
     last_checkpoint: int | None = None
-    events_seen: int = 0
 
     def apply(self, events: list[dict[str, Any]]) -> bool:
         """Fold new events in; returns whether anything the chart draws changed."""
@@ -44,7 +41,6 @@ class RunView:
             if step is None or not math.isfinite(step):
                 continue  # a damaged line: readers skip what they cannot use
             e = {**e, "step": int(step)}
-            self.events_seen += 1
             kind = e.get("event")
             when = _number(e.get("time"))
             if kind == "started":
@@ -133,24 +129,6 @@ def _number(value: Any) -> float | None:
 
 
 # --- formatting ------------------------------------------------------------------------------
-
-
-def duration(seconds: float | None) -> str:
-    if seconds is None:
-        return "-"
-    seconds = int(round(seconds))
-    if seconds >= 3600:
-        return f"{seconds // 3600}h{seconds // 60 % 60:02d}m"
-    return f"{seconds // 60}m{seconds % 60:02d}s"
-
-
-def size(n: float | None) -> str:
-    if n is None:
-        return "-"
-    for unit, scale in (("GiB", 1 << 30), ("MiB", 1 << 20)):
-        if abs(n) >= scale:
-            return f"{n / scale:.1f} {unit}"
-    return f"{n / 1024:.0f} KiB" if abs(n) >= 1024 else f"{n:.0f} B"
 
 
 def loss(value: float | None) -> str:

@@ -15,7 +15,8 @@ from textual.message import Message
 from textual.widgets import OptionList, Static
 from textual.widgets.option_list import Option
 
-from tuiwiz.ui.dashboard.model import duration, size
+from tuiwiz.train.state import RunState
+from tuiwiz.units import duration, size
 
 
 @dataclass
@@ -60,24 +61,24 @@ def describe(
     )
     if error:
         return Outcome("bad", "cannot read the run", escape(error), [])
-    if state == "finished":
+    if state == RunState.FINISHED:
         where = escape(str(status.get("adapter") or adapter))
         text = (
             f"Trained {steps} steps in {duration(elapsed)}. Adapter: [b]{where}[/]\n"
             "Press [b]t[/] to try it, [b]e[/] to export it (GGUF for Ollama, llama.cpp)."
         )
         return Outcome("good", "finished", text, [])
-    if state == "stopped":
+    if state == RunState.STOPPED:
         reason = status.get("reason")
         why = f" ({escape(str(reason))})" if reason else ""
         return Outcome("warn", "stopped", f"Stopped at step {steps or 0}{why}. {resume}", [])
-    if state == "crashed":
+    if state == RunState.CRASHED:
         text = (
             "The training process is gone without recording how it ended (killed, or out of "
             f"system memory?). Log: {escape(str(log))}\n{resume}"
         )
         return Outcome("bad", "crashed", text, [])
-    if state == "failed":
+    if state == RunState.FAILED:
         suggestions = usable_suggestions(status, end)
         text = f"[b]{escape(str(status.get('reason') or 'no reason recorded'))}[/]"
         if suggestions:

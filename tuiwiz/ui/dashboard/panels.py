@@ -10,7 +10,8 @@ from rich.text import Text
 from textual.widget import Widget
 
 from tuiwiz.gpu import GpuReading, GpuStatus
-from tuiwiz.ui.dashboard.model import RunView, duration, loss, size
+from tuiwiz.ui.dashboard.model import RunView, loss
+from tuiwiz.units import duration, size
 
 STATE_CLASSES = {
     "running": "running",

@@ -13,9 +13,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from tuiwiz.errors import describe_error
 from tuiwiz.train import events as ev
 from tuiwiz.train.registry import effective_state
 from tuiwiz.train.rundir import RunDir
+from tuiwiz.train.state import RunState
 from tuiwiz.ui.dashboard.loglines import tidy
 
 LOG_TAIL_BYTES = 32 * 1024  # how much of an existing log is shown on attach
@@ -69,15 +71,17 @@ class RunReader:
             update.state = state or "unknown"
             update.events, update.reset = self._read_events()
             update.log_lines = self._read_log()
-            if update.state == "running":
+            if update.state == RunState.RUNNING:
                 update.rss_bytes = process_rss(update.status.get("pid"))
-            elif update.state in ("failed", "stopped", "crashed"):
+            elif update.state in (RunState.FAILED, RunState.STOPPED, RunState.CRASHED):
                 latest = self.run.latest_checkpoint()
                 update.latest_checkpoint = latest[0] if latest else None
         except OSError as e:
             update.error = f"cannot read the run directory: {e.strerror or e}"
             if getattr(e, "filename", None):
                 update.error += f" ({e.filename})"
+        except Exception as e:  # shown as the run's state, never a stale "running"
+            update.error = f"cannot read the run directory: {describe_error(e)}"
         return update
 
     def _read_events(self) -> tuple[list[dict[str, Any]], bool]:

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from rich.markup import escape
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical, VerticalScroll
@@ -24,7 +24,9 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log
 from textual.worker import get_current_worker
 
+from tuiwiz.errors import describe_error
 from tuiwiz.train.rundir import RunDir
+from tuiwiz.train.state import RunState
 from tuiwiz.ui.dashboard import tasks
 from tuiwiz.ui.dashboard.chart import LossChart
 from tuiwiz.ui.dashboard.dialogs import (
@@ -38,6 +40,7 @@ from tuiwiz.ui.dashboard.model import RunView
 from tuiwiz.ui.dashboard.outcome import OutcomePanel, describe, usable_suggestions
 from tuiwiz.ui.dashboard.panels import ExportBar, GpuPanel, StatsPanel, TitleBar
 from tuiwiz.ui.dashboard.reader import LOG_LINES, Inbox, RunReader
+from tuiwiz.ui.workers import in_thread
 
 HELP = [
     ("s", "stop training (asks first; it saves a checkpoint)"),
@@ -220,7 +223,7 @@ class DashboardScreen(Screen[None]):
         self._estimate(self.generation, self.run)
 
     def _run_label(self) -> str:
-        return str(self.status.get("id") or self.run.path.name)
+        return self.run.label
 
     @property
     def run_ref(self) -> str:
@@ -234,12 +237,12 @@ class DashboardScreen(Screen[None]):
 
     @property
     def suggestions(self) -> list[dict[str, Any]]:
-        if self.state not in ("failed", "crashed"):
+        if self.state not in (RunState.FAILED, RunState.CRASHED):
             return []
         return usable_suggestions(self.status, self.view.end)
 
     # --- workers (threads) -----------------------------------------------------------------
-    @work(thread=True, exclusive=True, group="dash-run", exit_on_error=False)
+    @in_thread("reading the run directory", group="dash-run", exclusive=True)
     def _poll_run(self, generation: int, run: RunDir) -> None:
         worker = get_current_worker()
         reader = RunReader(run)
@@ -252,7 +255,7 @@ class DashboardScreen(Screen[None]):
                 self.post_message(self.RunChanged(generation))
             worker.cancelled_event.wait(self.poll_interval)
 
-    @work(thread=True, exclusive=True, group="dash-gpu", exit_on_error=False)
+    @in_thread("reading the GPUs", group="dash-gpu", exclusive=True)
     def _poll_gpus(self, generation: int) -> None:
         from tuiwiz.gpu import GpuStatus, read_gpus
 
@@ -261,15 +264,15 @@ class DashboardScreen(Screen[None]):
             try:
                 status = read_gpus()
             except Exception as e:  # a reading must never take the dashboard down
-                status = GpuStatus([], error=f"GPU readings failed: {type(e).__name__}: {e}")
+                status = GpuStatus([], error=f"GPU readings failed: {describe_error(e)}")
             self.post_message(self.GpuSample(generation, status))
             worker.cancelled_event.wait(self.gpu_interval)
 
-    @work(thread=True, exclusive=True, group="dash-estimate", exit_on_error=False)
+    @in_thread("estimating the run's memory", group="dash-estimate", exclusive=True)
     def _estimate(self, generation: int, run: RunDir) -> None:
         self.post_message(self.EstimateReady(generation, *tasks.estimate_total(run)))
 
-    @work(thread=True, exclusive=True, group="dash-relaunch", exit_on_error=False)
+    @in_thread("starting a new run", group="dash-relaunch", exclusive=True)
     def _relaunch(self, run: RunDir, overrides: list[str]) -> None:
         from tuiwiz.errors import TuiwizError
 
@@ -278,11 +281,11 @@ class DashboardScreen(Screen[None]):
         except TuiwizError as e:
             self.post_message(self.Relaunch(error=str(e)))
         except Exception as e:
-            self.post_message(self.Relaunch(error=f"{type(e).__name__}: {e}"))
+            self.post_message(self.Relaunch(error=describe_error(e)))
         else:
             self.post_message(self.Relaunch(job=job))
 
-    @work(thread=True, exclusive=True, group="dash-export", exit_on_error=False)
+    @in_thread("exporting the run", group="dash-export", exclusive=True)
     def _export(self, run: RunDir, kind: str, out: Path) -> None:
         from tuiwiz.errors import TuiwizError
 
@@ -298,11 +301,11 @@ class DashboardScreen(Screen[None]):
         except TuiwizError as e:
             post(self.ExportProgress(error=str(e)))
         except Exception as e:
-            post(self.ExportProgress(error=f"{type(e).__name__}: {e}"))
+            post(self.ExportProgress(error=describe_error(e)))
         else:
             post(self.ExportProgress(done=Path(done)))
 
-    @work(thread=True, exclusive=True, group="dash-files", exit_on_error=False)
+    @in_thread("listing the run's files", group="dash-files", exclusive=True)
     def _list_files(self, path: Path) -> None:
         try:
             lines = listing(path)
@@ -335,7 +338,7 @@ class DashboardScreen(Screen[None]):
             known = isinstance(rss, int) and not isinstance(rss, bool) and rss > 0
             gpu = self.query_one(GpuPanel)
             gpu.update_process(self.status.get("pid"), (rss, live) if known else None)
-        if self.stopping and self.state != "running":
+        if self.stopping and self.state != RunState.RUNNING:
             self.stopping = False
         self._refresh_all()
         self._mark_loaded("run")
@@ -401,11 +404,11 @@ class DashboardScreen(Screen[None]):
             self._loaded_event.set()
 
     def _tick(self) -> None:
-        if self.state == "running":
+        if self.state == RunState.RUNNING:
             self._refresh_stats()
 
     def _display_state(self) -> str:
-        return "stopping" if self.stopping and self.state == "running" else self.state
+        return "stopping" if self.stopping and self.state == RunState.RUNNING else self.state
 
     def _refresh_stats(self) -> None:
         self.query_one(StatsPanel).update_numbers(self.view, self._display_state(), self.clock())
@@ -435,15 +438,15 @@ class DashboardScreen(Screen[None]):
 
     # --- actions -------------------------------------------------------------------------
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
-        running = self.state == "running"
+        running = self.state == RunState.RUNNING
         if action == "stop":
             return running and not self.stopping
         if action == "detach":
             return running
         if action == "try_it":
-            return self.state == "finished"
+            return self.state == RunState.FINISHED
         if action == "export":
-            return self.state == "finished" and not self.exporting
+            return self.state == RunState.FINISHED and not self.exporting
         if action == "back":  # only inside an app with screens below (the wizard)
             return self.is_current and len(self.app.screen_stack) > 1
         if action == "apply_suggestion":
@@ -452,15 +455,15 @@ class DashboardScreen(Screen[None]):
         return True
 
     def action_stop(self) -> None:
-        if self.state != "running":
+        if self.state != RunState.RUNNING:
             self.notify("The run is not running.", severity="warning")
             return
 
         def answered(stop: bool | None) -> None:
             if not stop:
                 return
-            from tuiwiz.commands.stop import request_stop
             from tuiwiz.errors import TuiwizError
+            from tuiwiz.train.registry import request_stop
 
             try:
                 pid = request_stop(self.run)
@@ -469,8 +472,9 @@ class DashboardScreen(Screen[None]):
                 return
             self.stopping = True
             self._refresh_all()
+            asked = f"Asked pid {pid}" if pid else "Asked the run (on another machine)"
             self.notify(
-                f"Asked pid {pid} to stop: it saves a checkpoint, then ends in state stopped.",
+                f"{asked} to stop: it saves a checkpoint, then ends in state stopped.",
                 title="Stopping",
             )
 
@@ -488,7 +492,7 @@ class DashboardScreen(Screen[None]):
 
     def _leave(self) -> None:
         message = None
-        if self.state == "running":
+        if self.state == RunState.RUNNING:
             message = (
                 f"tuiwiz: training continues in the background (pid {self.status.get('pid')}); "
                 f"attach again with: tuiwiz attach {self.run_ref}"
@@ -496,21 +500,18 @@ class DashboardScreen(Screen[None]):
         self.app.exit(message=message)
 
     def action_try_it(self) -> None:
-        if self.state != "finished":
+        if self.state != RunState.FINISHED:
             self.notify("Try it needs a finished run.", severity="warning")
             return
-        try:
-            from tuiwiz.ui.tryit import TryItScreen
-        except ImportError:
-            self.notify("Try it is not available in this version yet.", severity="warning")
-            return
+        from tuiwiz.ui.tryit import TryItScreen
+
         try:
             self.app.push_screen(TryItScreen(self.run.path))
         except Exception as e:
-            self.notify(f"{type(e).__name__}: {e}", title="Try it failed", severity="error")
+            self.notify(describe_error(e), title="Try it failed", severity="error")
 
     def action_export(self) -> None:
-        if self.state != "finished" or self.exporting:
+        if self.state != RunState.FINISHED or self.exporting:
             return
 
         def chosen(choice: tuple[str, Path] | None) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+from tuiwiz.errors import first_line
 from tuiwiz.train.rundir import RunDir
 
 
@@ -16,7 +17,7 @@ def estimate_total(run: RunDir) -> tuple[int | None, str]:
         resolved = run.config()
         return estimate(resolved).total, ""
     except Exception as e:  # the estimate is extra information, never a failure
-        reason = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        reason = first_line(e)
         return None, f"estimate unavailable: {reason}"
 
 
@@ -27,16 +28,13 @@ def start_with(run: RunDir, overrides: list[str], progress: Callable[[str], None
     returned job is reaped by a daemon thread (which also records a hard crash, as `tuiwiz run`
     does), so a dashboard that quits early leaves no zombie behind.
     """
-    import threading
 
     from tuiwiz.train import jobs
 
     resolved = run.config(overrides)
     target = jobs.default_run_dir(resolved["name"], root=run.path.parent)
     progress(f"starting {target.name}...")
-    job = jobs.start(target, config=resolved, progress=progress)
-    threading.Thread(target=job.wait, name="tuiwiz-reaper", daemon=True).start()
-    return job
+    return jobs.start(target, config=resolved, progress=progress).reap_in_background()
 
 
 def export_kinds() -> list[tuple[str, str]]:

@@ -163,7 +163,3 @@ class StepScreen(Screen):
 
     def action_help(self) -> None:
         self.app.push_screen(HelpScreen())
-
-
-def nav_hint() -> Static:
-    return Static("Ctrl+N next · Ctrl+B back · Ctrl+G go to · F1 help", classes="note")

@@ -4,7 +4,6 @@ summary of the chosen one from the inspector."""
 from __future__ import annotations
 
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.timer import Timer
 from textual.widgets import Input, OptionList, Static
@@ -14,6 +13,7 @@ from tuiwiz.bundled import DEMO_MODEL
 from tuiwiz.inspect.overview import human_count
 from tuiwiz.ui.widgets.field_row import FieldRow
 from tuiwiz.ui.wizard.base import StepScreen
+from tuiwiz.ui.workers import in_thread
 
 TRUST_WARNING = (
     "⚠ trust_remote_code is on: loading this model runs Python code from its repository with "
@@ -48,7 +48,7 @@ class ModelStep(StepScreen):
         self._list_cached_models()
         self.query_one("#f-model-name_or_path Input").focus()
 
-    @work(thread=True, exit_on_error=False)
+    @in_thread("listing the cached models")
     def _list_cached_models(self) -> None:
         from tuiwiz.inspect.overview import cached_hub_models
 

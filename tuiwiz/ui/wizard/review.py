@@ -4,12 +4,10 @@ FSDP) against every GPU the run uses (NVML), a verdict for each, the estimator's
 
 from __future__ import annotations
 
-import threading
 from typing import Any
 
 from rich.syntax import Syntax
 from rich.text import Text
-from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal
@@ -18,6 +16,7 @@ from textual.widgets import Button, Input, Static
 from tuiwiz.ui import keys
 from tuiwiz.ui.widgets.memory_bar import gib, memory_bar
 from tuiwiz.ui.wizard.base import StepScreen
+from tuiwiz.ui.workers import in_thread
 
 BAR_WIDTH = 30
 
@@ -279,9 +278,9 @@ class ReviewStep(StepScreen):
         self.query_one("#launch", Button).disabled = True
         self._launch(self.draft.resolved())
 
-    @work(thread=True, exclusive=True, exit_on_error=False, group="launch")
+    @in_thread("starting the run", group="launch", exclusive=True)
     def _launch(self, resolved: dict[str, Any]) -> None:
-        from tuiwiz.errors import TuiwizError
+        from tuiwiz.errors import TuiwizError, describe_error
         from tuiwiz.train import jobs
 
         status = self.query_one("#launch-status", Static)
@@ -298,12 +297,10 @@ class ReviewStep(StepScreen):
             self.app.call_from_thread(self._launch_failed, str(e))
             return
         except Exception as e:  # noqa: BLE001 - shown in the app, not as a traceback
-            self.app.call_from_thread(self._launch_failed, f"{type(e).__name__}: {e}")
+            self.app.call_from_thread(self._launch_failed, describe_error(e))
             return
-        # Reap the process when it ends (and mark the run failed if it died without a final
-        # state). A daemon thread: quitting the app must never wait for training to end.
-        threading.Thread(target=job.wait, daemon=True, name="reap-training").start()
-        self.app.call_from_thread(self._launched, job)
+        # Quitting the app must never wait for training to end.
+        self.app.call_from_thread(self._launched, job.reap_in_background())
 
     def _launch_failed(self, reason: str) -> None:
         self.query_one("#launch-status", Static).update(Text(f"✗ {reason}", "bold red"))

@@ -12,6 +12,7 @@ from textual.widgets import Static
 
 from tuiwiz.ui.widgets.field_row import FieldRow
 from tuiwiz.ui.wizard.base import StepScreen
+from tuiwiz.units import duration
 
 FIELDS = (
     ("training.num_train_epochs", "Epochs"),
@@ -32,23 +33,15 @@ FIELDS = (
 )
 
 
-def duration(seconds: float) -> str:
-    seconds = int(seconds)
-    if seconds < 60:
-        return f"{seconds}s"
-    h, rem = divmod(seconds, 3600)
-    return f"{h}h{rem // 60:02d}m" if h else f"{rem // 60}m{rem % 60:02d}s"
-
-
 def world_size(app, draft) -> int | None:
     """Training processes ([launch] nproc_per_node x nnodes; one per GPU), None while the
     GPUs are being counted for nproc_per_node = "auto"."""
     from tuiwiz.errors import ConfigError
-    from tuiwiz.estimate.parallel import launch_of
+    from tuiwiz.launch import launch_of, visible_gpus
 
     count = None
     if (draft.raw.get("launch") or {}).get("nproc_per_node") == "auto":
-        item = app.lookup("gpu-count", (), _gpu_count)
+        item = app.lookup("gpu-count", (), visible_gpus)
         if not item.done:
             return None
         count = item.value or 0
@@ -56,12 +49,6 @@ def world_size(app, draft) -> int | None:
         return launch_of(draft.raw, count).world_size
     except ConfigError:
         return 1  # the Review step says what is wrong with [launch]
-
-
-def _gpu_count() -> int:
-    from tuiwiz.gpu import read_gpus
-
-    return len(read_gpus().gpus)
 
 
 def derived_text(app, draft) -> Text:

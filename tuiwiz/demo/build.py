@@ -1,14 +1,10 @@
-"""Offline CPU demo: a tiny Llama model built locally plus a bundled dataset.
-
-The demo has to work on a laptop without network access, so nothing is downloaded:
-the character-level tokenizer and a tiny Llama-architecture model are built and
-briefly pre-trained on first use (deterministically, well under a minute), then
-cached. The pre-training teaches the chat format and a few string tasks but *not*
-the demo task (upper-casing a made-up word: "Uppercase:\n\nkavomi" -> "KAVOMI"),
+"""The demo model: a tiny Llama-architecture model with a character-level tokenizer, built and
+briefly pre-trained on first use (deterministically, well under a minute on a CPU), then kept in
+the cache. Pre-training teaches the chat format and a few string tasks but *not* the demo task,
 which a real 4-bit QLoRA run then learns in seconds to a minute on two CPU cores.
 
-Heavy libraries (torch, transformers, peft, tokenizers) are imported inside the
-functions that need them: the TUI imports this module at startup.
+Nothing is downloaded: the demo works on a laptop without network access. torch, transformers
+and tokenizers are imported inside the functions that need them: the TUI imports this module.
 """
 
 from __future__ import annotations
@@ -19,34 +15,41 @@ import random
 import shutil
 import tempfile
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tuiwiz.demo.data import alpaca_messages, pseudo_word
+
 if TYPE_CHECKING:
     import torch
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from transformers import PreTrainedTokenizerBase
 
 # Bump when the recipe changes (tokenizer, architecture, tasks, hyperparameters):
 # a cached build with another version (or other steps/seed) is rebuilt.
 DEMO_VERSION = "tuiwiz-demo-1"
-DEMO_MODEL_DIRNAME = "demo-model-v1"
-DEMO_MARKER_FILE = "tuiwiz_demo.json"
 
-# The demo task. Kept short: the tokenizer is character-level, so every
-# character of the instruction costs a position in every training sequence.
-DEMO_INSTRUCTION = "Uppercase:"
+DEMO_MODEL_DIRNAME = "demo-model-v1"
+
+DEMO_MARKER_FILE = "tuiwiz_demo.json"
 
 # Special tokens. The end-of-turn marker doubles as eos so that greedy
 # generation stops right after the assistant's answer.
 PAD_TOKEN = "<|pad|>"
+
 BOS_TOKEN = "<|bos|>"
+
 END_TOKEN = "<|end|>"
+
 UNK_TOKEN = "<|unk|>"
+
 USER_TOKEN = "<|user|>"
+
 ASSISTANT_TOKEN = "<|assistant|>"
+
 SYSTEM_TOKEN = "<|system|>"
+
 SPECIAL_TOKENS: tuple[str, ...] = (
     PAD_TOKEN,
     BOS_TOKEN,
@@ -56,6 +59,7 @@ SPECIAL_TOKENS: tuple[str, ...] = (
     ASSISTANT_TOKEN,
     SYSTEM_TOKEN,
 )
+
 # Printable ASCII plus newline and tab; anything else maps to <|unk|>.
 CHARACTERS: tuple[str, ...] = tuple(chr(i) for i in range(32, 127)) + ("\n", "\t")
 
@@ -75,34 +79,33 @@ CHAT_TEMPLATE = (
 # Tiny Llama. Every Linear dimension is a multiple of 64 because bitsandbytes
 # quantises 4-bit weights in blocks of 64.
 MODEL_HIDDEN_SIZE = 128
+
 MODEL_LAYERS = 2
+
 MODEL_HEADS = 4
+
 MODEL_KV_HEADS = 2
+
 MODEL_INTERMEDIATE_SIZE = 256
+
 MODEL_MAX_POSITIONS = 256
 
 # Pre-training recipe (part of DEMO_VERSION: change one, bump the other).
 PRETRAIN_SEED = 1234
+
 PRETRAIN_STEPS = 800
+
 PRETRAIN_BATCH_SIZE = 32
+
 PRETRAIN_LR = 2e-3
+
 # Copying must emerge first (an "induction head"); mixing in other tasks from the
 # start delays that a lot, so the first part of pre-training is copy-only.
 PRETRAIN_COPY_ONLY_FRACTION = 0.5
+
 PRETRAIN_WARMUP_STEPS = 30
 
-# Dataset generation.
-DATASET_SEED = 20240601
-DATASET_TRAIN_ROWS = 800
-DATASET_HELDOUT_ROWS = 24
-
-_VOWELS = "aeiouy"
-_CONSONANTS = "bcdfghjklmnpqrstvwxz"
-
 ProgressFn = Callable[[str], None]
-
-
-# --------------------------------------------------------------------------- paths
 
 
 def cache_root() -> Path:
@@ -115,38 +118,6 @@ def cache_root() -> Path:
 def demo_model_dir() -> Path:
     """Where the demo model lives (it may not be built yet; see ensure_demo_model)."""
     return cache_root() / DEMO_MODEL_DIRNAME
-
-
-def demo_data_dir() -> Path:
-    return Path(__file__).resolve().parent / "demo_data"
-
-
-def demo_dataset_path() -> Path:
-    """The bundled alpaca-format training set (JSON lines)."""
-    return demo_data_dir() / "train.jsonl"
-
-
-def demo_heldout_path() -> Path:
-    """Held-out prompts whose inputs never occur in the training set."""
-    return demo_data_dir() / "heldout.jsonl"
-
-
-# ------------------------------------------------------------------- rendering
-
-
-def alpaca_user_content(instruction: str, input: str = "") -> str:
-    """The convention shared with the trainer: instruction, blank line, input."""
-    return instruction if not input else instruction + "\n\n" + input
-
-
-def alpaca_messages(
-    instruction: str, input: str = "", output: str | None = None
-) -> list[dict[str, str]]:
-    """Chat messages for an alpaca row; without output only the user turn."""
-    messages = [{"role": "user", "content": alpaca_user_content(instruction, input)}]
-    if output is not None:
-        messages.append({"role": "assistant", "content": output})
-    return messages
 
 
 def render_prompt(tokenizer: PreTrainedTokenizerBase, instruction: str, input: str = "") -> str:
@@ -179,9 +150,6 @@ def encode_example(
     return full_ids, labels
 
 
-# ------------------------------------------------------------------- tokenizer
-
-
 def build_tokenizer() -> PreTrainedTokenizerBase:
     """Character-level tokenizer: one token per ASCII character, plus the markers."""
     from tokenizers import AddedToken, Regex, Tokenizer, decoders, models, pre_tokenizers
@@ -209,61 +177,6 @@ def build_tokenizer() -> PreTrainedTokenizerBase:
     return tokenizer
 
 
-# --------------------------------------------------------------------- dataset
-
-
-def _pseudo_word(rng: random.Random, min_syllables: int = 2, max_syllables: int = 3) -> str:
-    """A pronounceable made-up word; made-up so the split cannot leak via real words."""
-    parts: list[str] = []
-    for _ in range(rng.randint(min_syllables, max_syllables)):
-        parts.append(rng.choice(_CONSONANTS) + rng.choice(_VOWELS))
-        if rng.random() < 0.3:
-            parts.append(rng.choice(_CONSONANTS))
-    return "".join(parts)
-
-
-def _unique_words(rng: random.Random, count: int, exclude: Iterable[str] = ()) -> list[str]:
-    seen = set(exclude)
-    words: list[str] = []
-    while len(words) < count:
-        word = _pseudo_word(rng)
-        if word not in seen:
-            seen.add(word)
-            words.append(word)
-    return words
-
-
-def demo_rows(
-    train_rows: int = DATASET_TRAIN_ROWS, heldout_rows: int = DATASET_HELDOUT_ROWS
-) -> tuple[list[dict[str, str]], list[dict[str, str]]]:
-    """The demo task's train and held-out rows; deterministic, disjoint inputs."""
-    rng = random.Random(DATASET_SEED)
-    words = _unique_words(rng, train_rows + heldout_rows)
-    rows = [{"instruction": DEMO_INSTRUCTION, "input": w, "output": w.upper()} for w in words]
-    return rows[:train_rows], rows[train_rows:]
-
-
-def write_demo_dataset(path: Path | str | None = None) -> tuple[Path, Path]:
-    """Write train.jsonl and heldout.jsonl into the directory `path` (default: demo_data/)."""
-    directory = Path(path) if path is not None else demo_data_dir()
-    directory.mkdir(parents=True, exist_ok=True)
-    train, heldout = demo_rows()
-    train_path = directory / "train.jsonl"
-    heldout_path = directory / "heldout.jsonl"
-    for target, rows in ((train_path, train), (heldout_path, heldout)):
-        target.write_text("".join(json.dumps(r, ensure_ascii=True) + "\n" for r in rows))
-    return train_path, heldout_path
-
-
-def load_jsonl(path: Path | str) -> list[dict[str, Any]]:
-    """Rows of a JSON-lines file (blank lines skipped)."""
-    with open(path, encoding="utf-8") as f:
-        return [json.loads(line) for line in f if line.strip()]
-
-
-# ------------------------------------------------------------- pre-training data
-
-
 def _random_case(rng: random.Random, word: str) -> str:
     """Mixed casing so every upper- and lower-case letter embedding gets trained."""
     style = rng.random()
@@ -279,6 +192,7 @@ def _random_case(rng: random.Random, word: str) -> str:
 # Pre-training tasks: (instruction, transform). None of them upper-cases a
 # lower-case word, so the base model cannot do the demo task.
 _COPY_TASK: tuple[str, Callable[[str], str]] = ("Repeat:", lambda w: w)
+
 # Lowercasing teaches the pairing of upper- and lower-case letters (which real
 # models know), so the demo only has to learn the direction of the mapping.
 _PRETRAIN_TASKS: tuple[tuple[str, Callable[[str], str]], ...] = (
@@ -298,7 +212,7 @@ def _pretrain_example(rng: random.Random, copy_only: bool = False) -> tuple[str,
     """(instruction, input, output) for one pre-training example."""
     instruction, transform = _COPY_TASK if copy_only else rng.choice(_PRETRAIN_TASKS)
     # Mostly word-like inputs (like the demo's), some arbitrary letter strings.
-    raw = _pseudo_word(rng, 1, 3) if rng.random() < 0.7 else _random_letters(rng)
+    raw = pseudo_word(rng, 1, 3) if rng.random() < 0.7 else _random_letters(rng)
     word = _random_case(rng, raw)
     return instruction, word, transform(word)
 
@@ -317,9 +231,6 @@ def _collate(
         labels[i, : len(labs)] = torch.tensor(labs)
         attention[i, : len(ids)] = 1
     return input_ids, labels, attention
-
-
-# ----------------------------------------------------------------------- model
 
 
 def _model_config(tokenizer: PreTrainedTokenizerBase) -> Any:
@@ -527,146 +438,3 @@ def ensure_demo_model(progress: ProgressFn | None = None) -> Path:
     if progress is not None:
         progress("building the tiny demo model (once; about a minute on a laptop CPU)")
     return build_demo_model(target, progress=progress)
-
-
-# ------------------------------------------------------------------ evaluation
-
-
-def answer(
-    model: PreTrainedModel,
-    tokenizer: PreTrainedTokenizerBase,
-    instruction: str,
-    input: str = "",
-    max_new_tokens: int = 32,
-) -> str:
-    """Greedy answer to one alpaca-style prompt, rendered exactly like in training."""
-    import torch
-
-    prompt = render_prompt(tokenizer, instruction, input)
-    ids = tokenizer.encode(prompt, add_special_tokens=False)
-    device = next(model.parameters()).device
-    input_ids = torch.tensor([ids], device=device)
-    with torch.no_grad():
-        out = model.generate(
-            input_ids=input_ids,
-            attention_mask=torch.ones_like(input_ids),
-            max_new_tokens=max_new_tokens,
-            do_sample=False,
-            eos_token_id=tokenizer.eos_token_id,
-            pad_token_id=tokenizer.pad_token_id,
-        )
-    return tokenizer.decode(out[0, len(ids) :], skip_special_tokens=True).strip()
-
-
-def _quantization_config(quantization: dict[str, Any] | None) -> Any:
-    """BitsAndBytesConfig from a loose dict (tolerates several spellings); None = full precision.
-
-    Recognised: load_in_4bit / load_in_8bit / bits (4 or 8) / method|mode ("qlora",
-    "4bit", "nf4", "fp4", "8bit"), quant_type|bnb_4bit_quant_type,
-    double_quant|bnb_4bit_use_double_quant, compute_dtype|bnb_4bit_compute_dtype,
-    enabled (False turns it off). A BitsAndBytesConfig is passed through.
-    """
-    if not quantization:
-        return None
-    import torch
-    from transformers import BitsAndBytesConfig
-
-    if isinstance(quantization, BitsAndBytesConfig):
-        return quantization
-    q = quantization
-    if q.get("enabled") is False:
-        return None
-    method = str(q.get("method", q.get("mode", ""))).lower()
-    bits = q.get("bits")
-    if q.get("load_in_8bit") or bits == 8 or method in ("8bit", "int8", "llm_int8"):
-        return BitsAndBytesConfig(load_in_8bit=True)
-    four_bit = (
-        q.get("load_in_4bit") or bits == 4 or method in ("qlora", "4bit", "nf4", "fp4", "bnb4")
-    )
-    if not four_bit:
-        return None
-    quant_type = q.get("bnb_4bit_quant_type", q.get("quant_type"))
-    if quant_type is None:
-        quant_type = "fp4" if method == "fp4" else "nf4"
-    double = q.get("bnb_4bit_use_double_quant", q.get("double_quant", True))
-    dtype = q.get("bnb_4bit_compute_dtype", q.get("compute_dtype", "float32"))
-    if isinstance(dtype, str):
-        dtype = getattr(torch, dtype.removeprefix("torch."))
-    return BitsAndBytesConfig(
-        load_in_4bit=True,
-        bnb_4bit_quant_type=quant_type,
-        bnb_4bit_use_double_quant=bool(double),
-        bnb_4bit_compute_dtype=dtype,
-    )
-
-
-def load_demo_model(
-    model_dir: Path | str, quantization: dict[str, Any] | None = None
-) -> tuple[PreTrainedModel, PreTrainedTokenizerBase]:
-    """Load the demo model (optionally 4-bit) and its tokenizer for inference on the CPU."""
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
-    bnb = _quantization_config(quantization)
-    kwargs: dict[str, Any] = {"dtype": torch.float32}
-    if bnb is not None:
-        kwargs["quantization_config"] = bnb
-    with _quiet_progress_bars():
-        model = AutoModelForCausalLM.from_pretrained(str(model_dir), **kwargs)
-    model.eval()
-    return model, tokenizer
-
-
-def compare_on_heldout(
-    base_model_dir: Path | str,
-    adapter_dir: Path | str,
-    quantization: dict[str, Any] | None = None,
-    *,
-    heldout_path: Path | str | None = None,
-    max_new_tokens: int = 32,
-) -> list[dict[str, Any]]:
-    """Answer every held-out prompt with the base model and with base + adapter.
-
-    Returns rows {prompt, instruction, input, expected, base, tuned, base_ok, tuned_ok};
-    prompt is the user message (instruction, blank line, input); "ok" means an exact
-    match after stripping surrounding whitespace.
-    """
-    from peft import PeftModel
-
-    rows = load_jsonl(heldout_path if heldout_path is not None else demo_heldout_path())
-    model, tokenizer = load_demo_model(base_model_dir, quantization)
-
-    def run_all(m: Any) -> list[str]:
-        return [
-            answer(m, tokenizer, r["instruction"], r.get("input", ""), max_new_tokens) for r in rows
-        ]
-
-    # Base answers first: PeftModel.from_pretrained injects the adapter into `model`.
-    base_answers = run_all(model)
-    with _quiet_progress_bars():
-        tuned_model = PeftModel.from_pretrained(model, str(adapter_dir))
-    tuned_model.eval()
-    tuned_answers = run_all(tuned_model)
-
-    results: list[dict[str, Any]] = []
-    for row, base, tuned in zip(rows, base_answers, tuned_answers):
-        expected = str(row["output"]).strip()
-        results.append(
-            {
-                "prompt": alpaca_user_content(row["instruction"], row.get("input", "")),
-                "instruction": row["instruction"],
-                "input": row.get("input", ""),
-                "expected": expected,
-                "base": base,
-                "tuned": tuned,
-                "base_ok": base == expected,
-                "tuned_ok": tuned == expected,
-            }
-        )
-    return results
-
-
-if __name__ == "__main__":  # regenerate the bundled dataset: python -m tuiwiz.demo
-    for written in write_demo_dataset():
-        print(written)
