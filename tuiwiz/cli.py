@@ -10,7 +10,6 @@ import shutil
 import sys
 import textwrap
 
-from tuiwiz import compat
 from tuiwiz.errors import TuiwizError
 
 COMMANDS = [
@@ -173,7 +172,6 @@ def main(argv: list[str] | None = None) -> int:
         from tuiwiz.commands.wizard import open_wizard
 
         try:
-            compat.check_command("wizard")
             return open_wizard(preset)
         except TuiwizError as e:
             print(f"tuiwiz: error: {e}", file=sys.stderr)
@@ -185,10 +183,14 @@ def main(argv: list[str] | None = None) -> int:
             if args.preset or (sys.stdin.isatty() and sys.stdout.isatty()):
                 from tuiwiz.commands.wizard import open_wizard
 
-                compat.check_command("wizard")
                 return open_wizard(args.preset)
             parser.print_help()  # no terminal to draw the wizard on
             return 0
+        # The versions and library internals the command relies on. The wizard is not checked
+        # here (reading package metadata costs its first frame ~0.1 s): its Start step shows
+        # any problem of `tuiwiz doctor`'s quick checks, and launching checks as `run` does.
+        from tuiwiz import compat
+
         compat.check_command(args.command)
         return int(args.handler(args) or 0)
     except TuiwizError as e:

@@ -67,7 +67,6 @@ USES: dict[str, tuple[str, ...]] = {
     "import": ("transformers", "pyyaml"),
     "serve": ("textual", "textual-serve"),
     "attach": ("textual",),
-    "wizard": ("textual",),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
     **{name: _TRAIN for name in ("run", "resume", "demo", "eval", "chat")},
@@ -75,7 +74,6 @@ REQUIRED: dict[str, tuple[str, ...]] = {
     "data": ("transformers", "datasets"),
     "serve": ("textual", "textual-serve"),
     "attach": ("textual",),
-    "wizard": ("textual",),
 }
 # Commands that drive the Trainer: its internals are checked (from source) at their start.
 TRAINER_COMMANDS = {"run", "resume", "demo", "launch-script"}

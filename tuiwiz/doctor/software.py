@@ -92,7 +92,8 @@ def internals(quick: bool = False) -> list[Check]:
     except compat.IncompatibleError as e:
         problems = [str(e)]
     problems = [compat.with_version("transformers", p) for p in problems]
-    if not quick and compat.installed("textual-serve"):
+    serve = not quick and compat.installed("textual-serve") is not None
+    if serve:
         problems += [
             compat.with_version("textual-serve", p) for p in compat.textual_serve_problems()
         ]
@@ -112,7 +113,7 @@ def internals(quick: bool = False) -> list[Check]:
         )
     if not checks:
         what = "Trainer resume hooks, TrainingArguments, quantizer helpers"
-        what += "" if quick else ", textual-serve's AppService"
+        what += ", textual-serve's AppService" if serve else ""
         checks.append(Check("internals", OK, f"what tuiwiz relies on is in place ({what})"))
     return checks
 
