@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import keyword
+import os
 import shutil
 import sys
 import textwrap
@@ -199,6 +200,11 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("tuiwiz: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:
+        # The reader stopped reading (`tuiwiz doctor --json | head`): nothing to report. Point
+        # stdout at /dev/null so that Python's final flush does not fail again at exit.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 141  # as a shell reports a command ended by SIGPIPE
 
 
 if __name__ == "__main__":

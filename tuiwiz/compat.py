@@ -53,14 +53,16 @@ _TRAIN = (
     "accelerate",
     "huggingface-hub",
 )
+# What a finished run is loaded with (eval, chat, export): the training stack but TRL.
+_AFTER = tuple(name for name in _TRAIN if name != "trl")
 USES: dict[str, tuple[str, ...]] = {
     "run": _TRAIN,
     "resume": _TRAIN,
     "demo": _TRAIN,
     "launch-script": _TRAIN,
-    "eval": _TRAIN,
-    "chat": _TRAIN,
-    "export": (*_TRAIN, "gguf"),
+    "eval": _AFTER,
+    "chat": _AFTER,
+    "export": (*_AFTER, "gguf"),
     "data": ("transformers", "datasets", "huggingface-hub"),
     "inspect": ("transformers", "huggingface-hub"),
     "estimate": ("transformers", "huggingface-hub"),
@@ -69,8 +71,8 @@ USES: dict[str, tuple[str, ...]] = {
     "attach": ("textual",),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
-    **{name: _TRAIN for name in ("run", "resume", "demo", "eval", "chat")},
-    "export": _TRAIN,
+    **{name: _TRAIN for name in ("run", "resume", "demo")},
+    **{name: _AFTER for name in ("eval", "chat", "export")},
     "data": ("transformers", "datasets"),
     "serve": ("textual", "textual-serve"),
     "attach": ("textual",),

@@ -19,11 +19,19 @@ def add_parser(sub) -> argparse.ArgumentParser:
     return p
 
 
-def header() -> str:
+def about() -> dict[str, str]:
     from tuiwiz import __version__
 
-    python = ".".join(map(str, sys.version_info[:3]))
-    return f"tuiwiz {__version__} · Python {python} · {platform.system()} {platform.machine()}"
+    return {
+        "tuiwiz": __version__,
+        "python": ".".join(map(str, sys.version_info[:3])),
+        "platform": f"{platform.system()} {platform.machine()}",
+    }
+
+
+def header() -> str:
+    found = about()
+    return f"tuiwiz {found['tuiwiz']} · Python {found['python']} · {found['platform']}"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -36,7 +44,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             json.dumps(
                 {
-                    "tuiwiz": header(),
+                    **about(),
                     "checks": [c.to_json() for c in checks],
                     "problems": failed,
                     "warnings": warned,
