@@ -409,7 +409,7 @@ def _canonical_names(training: dict[str, Any], blame: _Blame) -> dict[str, Any]:
 
 def parse_override(text: str) -> tuple[str, str, Any]:
     """Parse `section.key=value` (value in TOML syntax, bare words taken as strings)."""
-    import tomllib
+    from tuiwiz.toml import tomllib
 
     if "=" not in text or "." not in text.split("=", 1)[0]:
         raise ConfigError(

@@ -5,7 +5,8 @@ free, utilization, temperature, power, processes), or, when there is no NVIDIA d
 readings and one line saying why. That is a normal state, never an exception.
 
 TUIWIZ_FAKE_NVML=path.json replaces NVML with recorded readings, so the TUI, the CLI and the tests
-work on machines without a GPU. The file is what `tuiwiz gpus --json` prints (one snapshot), or
+work on machines without a GPU. The file is what `tuiwiz gpus --json` prints (one snapshot; the
+driver's `cuda_driver` and each GPU's `compute_capability` may be left out), or
 {"samples": [snapshot, ...]} to replay a sequence, one snapshot per call, the last one repeating.
 A snapshot with "error" and no GPUs stands for a machine without a driver.
 """
@@ -43,6 +44,7 @@ class GpuReading:
     power_w: float | None = None
     power_limit_w: float | None = None
     processes: list[GpuProcess] = field(default_factory=list)
+    compute_capability: str | None = None  # "9.0": bf16 from 8.0 (Ampere), None when unknown
 
 
 @dataclass(frozen=True)
@@ -51,6 +53,7 @@ class GpuStatus:
     driver: str | None = None
     error: str | None = None  # one line, when there is no usable GPU
     source: str = "nvml"
+    cuda_driver: str | None = None  # the newest CUDA version the driver runs, e.g. "12.4"
 
     @property
     def available(self) -> bool:
@@ -61,6 +64,7 @@ class GpuStatus:
             "driver": self.driver,
             "error": self.error,
             "source": self.source,
+            "cuda_driver": self.cuda_driver,
             "gpus": [asdict(g) for g in self.gpus],
         }
 
@@ -125,7 +129,7 @@ def read_fake(path: str | Path) -> GpuStatus:
             [], error=f"{FAKE_ENV}={path}: not a recorded reading ({e})", source=source
         )
     error = data.get("error") if not gpus else None
-    return GpuStatus(_visible(gpus), data.get("driver"), error, source)
+    return GpuStatus(_visible(gpus), data.get("driver"), error, source, data.get("cuda_driver"))
 
 
 # --- NVML ------------------------------------------------------------------------------------
@@ -171,6 +175,20 @@ def _processes(nv, handle) -> list[GpuProcess]:
     return list(found.values())
 
 
+def _cuda_version(nv) -> str | None:
+    """The newest CUDA version the driver supports ("12.4" from NVML's 12040)."""
+    query = getattr(nv, "nvmlSystemGetCudaDriverVersion_v2", None) or getattr(
+        nv, "nvmlSystemGetCudaDriverVersion", None
+    )
+    found = _optional(query) if query else None
+    return f"{found // 1000}.{found % 1000 // 10}" if isinstance(found, int) and found else None
+
+
+def _capability(nv, handle) -> str | None:
+    found = _optional(nv.nvmlDeviceGetCudaComputeCapability, handle)
+    return f"{found[0]}.{found[1]}" if found else None
+
+
 def read_nvml() -> GpuStatus:
     try:
         import pynvml as nv
@@ -182,6 +200,7 @@ def read_nvml() -> GpuStatus:
         return GpuStatus([], error=_no_driver_line(e))
     try:
         driver = _optional(nv.nvmlSystemGetDriverVersion)
+        cuda = _cuda_version(nv)
         gpus: list[GpuReading] = []
         for index in range(nv.nvmlDeviceGetCount()):
             h = nv.nvmlDeviceGetHandleByIndex(index)
@@ -205,17 +224,19 @@ def read_nvml() -> GpuStatus:
                     power_w=power / 1000 if power is not None else None,
                     power_limit_w=limit / 1000 if limit is not None else None,
                     processes=_processes(nv, h),
+                    compute_capability=_capability(nv, h),
                 )
             )
     except nv.NVMLError as e:
         return GpuStatus([], error=_no_driver_line(e))
     finally:
         _optional(nv.nvmlShutdown)
+    driver = _text(driver) if driver else None
     if not gpus:
-        return GpuStatus([], _text(driver) if driver else None, "no NVIDIA GPU found")
+        return GpuStatus([], driver, "no NVIDIA GPU found", cuda_driver=cuda)
     visible = _visible(gpus)
     error = None if visible else "no visible NVIDIA GPU (CUDA_VISIBLE_DEVICES hides them all)"
-    return GpuStatus(visible, _text(driver) if driver else None, error)
+    return GpuStatus(visible, driver, error, cuda_driver=cuda)
 
 
 def read_gpus() -> GpuStatus:

@@ -1,7 +1,8 @@
 """Read, write and list presets: TOML files that are data and are never executed.
 
-A preset is found by path, by the name of a shipped preset (`presets/NAME.toml` in the project)
-or by the name of a saved one (`<data dir>/presets/NAME.toml`).
+A preset is found by path, by the name of a shipped preset (`tuiwiz/shipped_presets/NAME.toml`
+inside the package; the repository's top-level `presets/` links there) or by the name of a saved
+one (`<data dir>/presets/NAME.toml`).
 """
 
 from __future__ import annotations
@@ -11,14 +12,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import tomllib
-
-from tuiwiz import config
+from tuiwiz import config, packaged
 from tuiwiz.errors import ConfigError
 from tuiwiz.fileio import write_atomic
 from tuiwiz.paths import data_dir
+from tuiwiz.toml import tomllib
 
-SHIPPED_DIR = Path(__file__).resolve().parent.parent / "presets"
+SHIPPED_DIR = packaged.folder("shipped_presets")
 NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$")
 
 

@@ -9,10 +9,8 @@ the real object, which remains the final authority.
 from __future__ import annotations
 
 import ast
-import importlib.util
 from dataclasses import dataclass
 from functools import cache
-from pathlib import Path
 from typing import Any
 
 # Keys that tuiwiz sets itself, or that must never be stored in a preset.
@@ -46,28 +44,41 @@ def _literal_default(value: ast.expr | None) -> Any:
         return None
 
 
-def _source_of(package: str, filename: str) -> Path:
-    # find_spec on a top-level name locates the package without importing it.
-    spec = importlib.util.find_spec(package)
-    if spec is None or spec.origin is None:
-        raise ModuleNotFoundError(f"{package} is not installed")
-    return Path(spec.origin).parent / filename
+# Fields every TrainingArguments has had: a class without them is not the one tuiwiz reads.
+_KNOWN_FIELDS = ("learning_rate", "per_device_train_batch_size", "num_train_epochs", "max_steps")
 
 
 @cache
 def training_fields() -> dict[str, TrainingField]:
-    """Every TrainingArguments field by name."""
-    tree = ast.parse(_source_of("transformers", "training_args.py").read_text(encoding="utf-8"))
+    """Every TrainingArguments field by name, from transformers' training_args.py; an
+    IncompatibleError (one line naming the transformers version) when that file no longer
+    declares the dataclass there."""
+    from tuiwiz import compat
+
+    path = compat.transformers_source("training_args.py")
+    try:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+    except (OSError, SyntaxError, ValueError) as e:
+        raise compat.IncompatibleError(
+            compat.with_version("transformers", f"cannot read {path.name} ({e})")
+        ) from None
     for node in tree.body:
         if isinstance(node, ast.ClassDef) and node.name == "TrainingArguments":
-            return {
+            fields = {
                 stmt.target.id: TrainingField(
                     stmt.target.id, ast.unparse(stmt.annotation), _literal_default(stmt.value)
                 )
                 for stmt in node.body
                 if isinstance(stmt, ast.AnnAssign) and isinstance(stmt.target, ast.Name)
             }
-    raise RuntimeError("transformers.training_args has no TrainingArguments class")
+            if all(name in fields for name in _KNOWN_FIELDS):
+                return fields
+    raise compat.IncompatibleError(
+        compat.with_version(
+            "transformers",
+            f"{path.name} no longer declares the TrainingArguments fields tuiwiz reads",
+        )
+    )
 
 
 def _accepted_kinds(annotation: str) -> set[type]:

@@ -7,11 +7,11 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import tomllib
 from textual.widgets import Button, Input, Static
 from wizard_helpers import focus_field, lookups_done, text_of, type_text, wait_for
 
 from tuiwiz import presets
+from tuiwiz.toml import tomllib
 from tuiwiz.ui.app import TuiwizApp
 from tuiwiz.ui.draft import Draft
 from tuiwiz.ui.widgets.field_row import FieldRow

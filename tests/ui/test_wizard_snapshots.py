@@ -22,8 +22,10 @@ STEPS = ["start", "model", "dataset", "targets", "quantlora", "training", "revie
 
 @pytest.fixture(autouse=True)
 def steady_world(monkeypatch, demo_model):
-    """No Hugging Face cache listing, a fixed GPU, no earlier runs (a fresh data dir)."""
+    """No Hugging Face cache listing, a fixed GPU, no earlier runs (a fresh data dir), and no
+    line from the machine's own health checks on the Start step (tests/ui/test_wizard.py)."""
     monkeypatch.setattr("tuiwiz.inspect.overview.cached_hub_models", lambda: [])
+    monkeypatch.setattr("tuiwiz.doctor.start_screen_problems", lambda: None)
     monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "h100_idle.json"))
 
 

@@ -20,6 +20,11 @@ CORE = [
     "tuiwiz.after.session",
     "tuiwiz.after.export",
     "tuiwiz.after.card",
+    "tuiwiz.compat",
+    "tuiwiz.doctor",
+    "tuiwiz.doctor.software",
+    "tuiwiz.doctor.hardware",
+    "tuiwiz.doctor.environment",
 ]
 
 
@@ -36,6 +41,6 @@ def test_core_does_not_import_textual():
 
 
 def test_config_and_cli_do_not_import_heavy_libraries():
-    loaded = loaded_after(["tuiwiz.config", "tuiwiz.presets", "tuiwiz.cli"])
+    loaded = loaded_after(["tuiwiz.config", "tuiwiz.presets", "tuiwiz.cli", "tuiwiz.doctor"])
     heavy = {"torch", "transformers", "peft", "bitsandbytes", "datasets", "trl"}
     assert not heavy & loaded

@@ -9,13 +9,13 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import tomllib
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tuiwiz import config, presets
 from tuiwiz.data import formats, readers
 from tuiwiz.errors import TuiwizError
+from tuiwiz.toml import tomllib
 
 SETTINGS = settings(
     max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]

@@ -19,6 +19,7 @@ from tuiwiz import presets
 from tuiwiz.cli import main
 from tuiwiz.errors import ConfigError
 from tuiwiz.importing import Imported, axolotl_keys, import_config, llamafactory_keys, preset_text
+from tuiwiz.toml import tomllib
 
 PEERS = Path(__file__).resolve().parent.parent / "fixtures" / "peer-configs"
 QLORA_1B = PEERS / "axolotl" / "qlora-1b.yml"
@@ -176,7 +177,6 @@ def test_llamafactory_example():
 def test_written_preset_is_valid_commented_and_says_what_was_left_out(source: Path):
     imported = import_config(source)
     text = preset_text(imported)
-    import tomllib
 
     again = cfg.validate(tomllib.loads(text), source="written")
     assert again == imported.preset
@@ -652,6 +652,6 @@ def test_any_config_imports_or_fails_in_one_line(tmp_path: Path, data: dict):
     except ConfigError as e:
         assert "\n" not in str(e)
         return
-    cfg.validate(__import__("tomllib").loads(preset_text(imported)))
+    cfg.validate(tomllib.loads(preset_text(imported)))
     assert all("\n" not in line for line in imported.report_lines())
     assert_nothing_lost(imported, path)

@@ -9,11 +9,11 @@ import subprocess
 from pathlib import Path
 
 import pytest
-import tomllib
 
 from tuiwiz import config as cfg
 from tuiwiz import launch, presets
 from tuiwiz.errors import ConfigError
+from tuiwiz.toml import tomllib
 from tuiwiz.train import torchrun
 
 NVML = Path(__file__).parent.parent / "fixtures" / "nvml"

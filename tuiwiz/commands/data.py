@@ -13,7 +13,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument("preset", help="a preset file, or the name of a shipped or saved one")
     add_override_argument(p)
-    p.add_argument("-n", "--examples", type=int, default=3, help="how many examples to render")
+    p.add_argument(
+        "-n", "--examples", type=int, default=3, metavar="N", help="how many examples to render"
+    )
     return p
 
 

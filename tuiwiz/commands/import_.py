@@ -30,7 +30,7 @@ def add_parser(sub) -> argparse.ArgumentParser:
     )
     p.add_argument(
         "--out",
-        metavar="PRESET.toml",
+        metavar="PRESET.toml|-",
         help="where to write the preset (default: FILE's name with .toml, in the current "
         "directory; '-' prints it, and the report goes to standard error)",
     )

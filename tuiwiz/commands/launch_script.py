@@ -31,7 +31,9 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="with a preset: the new run's directory, on a shared filesystem "
         "(default: ./runs/NAME-TIME)",
     )
-    p.add_argument("--out", type=Path, help="write the script here (default: standard output)")
+    p.add_argument(
+        "--out", type=Path, metavar="FILE", help="write the script here (default: standard output)"
+    )
     return p
 
 

@@ -27,7 +27,9 @@ _CONSONANTS = "bcdfghjklmnpqrstvwxz"
 
 
 def demo_data_dir() -> Path:
-    return Path(__file__).resolve().parent.parent / "demo_data"
+    from tuiwiz.packaged import folder
+
+    return folder("demo_data")
 
 
 def demo_dataset_path() -> Path:

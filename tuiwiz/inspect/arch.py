@@ -214,9 +214,16 @@ def from_meta_model(model: Any, config: Any) -> ArchSummary:
     """Summarize a model built on the meta device: every parameter, each counted once."""
     import torch
     from transformers.pytorch_utils import Conv1D
-    from transformers.quantizers.base import get_keys_to_not_convert
-    from transformers.quantizers.quantizers_utils import should_convert_module
 
+    from tuiwiz.compat import transformers_internal
+
+    # transformers' private helpers: checked, so a release without them is one clear line.
+    get_keys_to_not_convert = transformers_internal(
+        "transformers.quantizers.base", "get_keys_to_not_convert"
+    )
+    should_convert_module = transformers_internal(
+        "transformers.quantizers.quantizers_utils", "should_convert_module"
+    )
     # What bitsandbytes would leave unquantized: the same call transformers makes in
     # Bnb4BitHfQuantizer._process_model_before_weight_loading (source: quantizers/base.py).
     skip = list(get_keys_to_not_convert(model)) + list(

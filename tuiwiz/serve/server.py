@@ -31,10 +31,11 @@ from aiohttp import WSCloseCode, WSMsgType, web
 from textual_serve.app_service import AppService
 from textual_serve.download_manager import DownloadManager
 
+from tuiwiz import packaged
 from tuiwiz.serve import access
 
 TEXTUAL_SERVE_STATIC = Path(textual_serve.__file__).parent / "static"
-OUR_STATIC = Path(__file__).parent / "static"
+OUR_STATIC = packaged.folder("serve/static")
 HEARTBEAT = 15.0  # seconds: a browser that vanished (a laptop asleep) is noticed within ~2x this
 CLOSE_IDLE, CLOSE_BUSY, CLOSE_APP_FAILED = 4000, 4001, 4002  # websocket codes of our own
 COOKIE_DAYS = 30

@@ -9,7 +9,7 @@ from tuiwiz.train.rundir import RunDir
 
 def measured_throughput(model: str) -> tuple[float, str] | None:
     """Median tokens per second of the newest run of `model` that logged steps, with its id."""
-    import tomllib
+    from tuiwiz.toml import tomllib
 
     for entry, _status in reversed(list_runs()):
         run = RunDir(entry.path)

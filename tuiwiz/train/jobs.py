@@ -96,6 +96,9 @@ def start(
 
     Raises TuiwizError with the process's one-line reason when the run cannot start.
     """
+    from tuiwiz import compat
+
+    compat.check_command("run")  # before anything starts (the wizard launches through here too)
     command = [sys.executable, *ENTRY, "--run-dir", str(run_dir)]
     if resume:
         command.append("--resume")

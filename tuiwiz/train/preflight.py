@@ -62,11 +62,14 @@ def checked_tokenizer(model_path: str, config: dict[str, Any]) -> Any:
 def run_checks(config: dict[str, Any], run: RunDir, handshake: Handshake, resume: bool) -> Ready:
     """Check everything that needs the model and the data; raises TuiwizError with one line.
     `resume`: the run exists, and its data must be what it trained on."""
-    from tuiwiz import bundled
+    from trl import SFTTrainer
+
+    from tuiwiz import bundled, compat
     from tuiwiz.data import identity, prepare
     from tuiwiz.inspect import model as inspect_model
     from tuiwiz.train import builders, registry
 
+    compat.check_training_process(SFTTrainer)  # the libraries as tuiwiz knows them, first
     say = handshake.progress
     model_ref = config["model"]["name_or_path"]
     if config["model"]["trust_remote_code"]:

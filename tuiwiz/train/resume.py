@@ -31,16 +31,46 @@ def load_adapter_weights(model: Any, checkpoint: Path) -> bool:
     return True
 
 
-def load_adapter_in_place(trainer: Any) -> None:
-    original = trainer._load_from_checkpoint
+class _InPlaceLoader:
+    """The trainer's `_load_from_checkpoint(resume_from_checkpoint, model=None)`, loading a
+    checkpoint's adapter in place; it notes that it ran, for `check_loaded_in_place`."""
 
-    def load(resume_from_checkpoint: str, model: Any = None) -> None:
-        target = model if model is not None else trainer.model
+    def __init__(self, trainer: Any, original: Any) -> None:
+        self.trainer, self.original, self.called = trainer, original, False
+
+    def __call__(self, resume_from_checkpoint: str, model: Any = None) -> None:
+        self.called = True
+        target = model if model is not None else self.trainer.model
         if not load_adapter_weights(target, Path(resume_from_checkpoint)):
-            return original(resume_from_checkpoint, model)
+            return self.original(resume_from_checkpoint, model)
         return None
 
-    trainer._load_from_checkpoint = load
+
+def load_adapter_in_place(trainer: Any) -> None:
+    """Patch the trainer (only when resuming) to load the adapter in place. The hook's
+    signature is checked first (tuiwiz.compat): a release that changed it stops the resume with
+    one line instead of being wrapped wrongly."""
+    from tuiwiz.compat import check_hook_signature
+
+    original = trainer._load_from_checkpoint
+    check_hook_signature(original)
+    trainer._load_from_checkpoint = _InPlaceLoader(trainer, original)
+
+
+def check_loaded_in_place(trainer: Any) -> None:
+    """Fail loudly when the trainer resumed without calling the patched loader: exact resume
+    would silently stop holding (the adapter restored in another precision)."""
+    loader = vars(trainer).get("_load_from_checkpoint")
+    if isinstance(loader, _InPlaceLoader) and not loader.called:
+        from tuiwiz.compat import IncompatibleError, with_version
+
+        raise IncompatibleError(
+            with_version(
+                "transformers",
+                "the Trainer resumed without calling _load_from_checkpoint, so tuiwiz could "
+                "not restore the adapter exactly",
+            )
+        )
 
 
 def final_step(checkpoint: Path) -> int | None:
@@ -80,6 +110,21 @@ class LossWindow(TrainerCallback):
         self.name = LOSS_WINDOW_FILE.format(rank=rank)
 
     def on_train_begin(self, args, state, control, **kwargs):
+        from tuiwiz.compat import LOSS_WINDOW_ATTRS, IncompatibleError, with_version
+
+        # The trainer sets these just before on_train_begin (tuiwiz.compat checks its source at
+        # start-up); without them the window cannot be kept, so the run stops here, at step 0.
+        missing = [name for name in LOSS_WINDOW_ATTRS if not hasattr(self.trainer, name)]
+        if missing:
+            raise IncompatibleError(
+                with_version(
+                    "transformers",
+                    f"the Trainer no longer keeps {', '.join(missing)}, the loss window tuiwiz "
+                    "carries across a resume",
+                )
+            )
+        if self.resume_from is not None:
+            check_loaded_in_place(self.trainer)
         self.restore(state.global_step)
 
     def on_save(self, args, state, control, **kwargs):

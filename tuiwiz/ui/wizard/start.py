@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 from rich.text import Text
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.widgets import OptionList, Static
@@ -33,7 +34,9 @@ class StartStep(StepScreen):
     ]
     DEFAULT_CSS = """
     StartStep #choices { height: 1fr; border: none; }
+    StartStep #health { display: none; margin-top: 1; }
     """
+    HEALTH_DELAY = 1.0  # seconds: the checks start once the first frame is drawn
 
     def __init__(self) -> None:
         super().__init__()
@@ -42,6 +45,7 @@ class StartStep(StepScreen):
         self.run_labels: dict[str, Text] = {}
 
     def compose_form(self) -> ComposeResult:
+        yield Static(id="health", classes="problem")
         yield Static("What would you like to do?", classes="section-title")
         yield OptionList(id="choices")
         yield Static(
@@ -52,6 +56,22 @@ class StartStep(StepScreen):
 
     def on_mount(self) -> None:
         self.query_one("#choices").focus()
+        self.set_timer(self.HEALTH_DELAY, self._check_health)
+
+    @work(thread=True, exclusive=True, exit_on_error=False, group="health")
+    def _check_health(self) -> None:
+        """`tuiwiz doctor`'s quick checks: any ✗ (a missing package, torch without CUDA on a
+        GPU machine, a full disk) is shown in one line above the choices."""
+        from tuiwiz import doctor
+
+        line = doctor.start_screen_problems()
+        if line:
+            self.app.call_from_thread(self._show_health, line)
+
+    def _show_health(self, line: str) -> None:
+        health = self.query_one("#health", Static)
+        health.update(Text(line))
+        health.display = True
 
     def on_screen_resume(self) -> None:
         super().on_screen_resume()
