@@ -5,7 +5,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test lint format clean bench screenshots
+.PHONY: demo test test-fast lint format clean bench screenshots
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,8 +24,14 @@ screenshots: $(STAMP)
 	$(BIN)/python tools/screenshots.py
 	$(BIN)/python tools/browser_screenshots.py  # needs chromium (apt-get install chromium)
 
+# The whole suite (real QLoRA trainings of the demo model included); the 15 slowest tests are
+# printed, so that the next slowdown shows.
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q --durations=15
+
+# The edit loop: everything but the tests that train (pytest -m e2e runs those).
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -q -m "not e2e" --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check tuiwiz tests bench tools
@@ -33,8 +39,8 @@ lint: $(STAMP)
 	$(BIN)/vulture  # dead code ([tool.vulture] in pyproject.toml)
 
 format: $(STAMP)
-	$(BIN)/ruff format tuiwiz tests bench
-	$(BIN)/ruff check --fix tuiwiz tests bench
+	$(BIN)/ruff format tuiwiz tests bench tools
+	$(BIN)/ruff check --fix tuiwiz tests bench tools
 
 bench: $(STAMP)
 	$(BIN)/python bench/engine_overhead.py

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
@@ -113,3 +114,41 @@ def make_run(tmp_path: Path):
         return path
 
     return make
+
+
+# A token set while the shared demo run trains: no file it writes may contain it.
+DEMO_RUN_SECRET = "hf_tuiwizAfterTestSecret0123456789"
+
+
+@dataclass(frozen=True)
+class FinishedDemoRun:
+    path: Path
+    stdout: str  # what `tuiwiz run demo` printed
+
+
+@pytest.fixture(scope="session")
+def demo_run(tmp_path_factory: pytest.TempPathFactory, demo_model: Path) -> FinishedDemoRun:
+    """The shipped demo preset trained once, through the real CLI, for every module that only
+    reads a finished run (run, after, try-it, GGUF export, the dashboard's export, the browser):
+    training it once instead of in each module saves minutes. HF_TOKEN is set while it trains.
+    Tests must not change it: ones that need a changed run copy what they need."""
+    import subprocess
+    import sys
+
+    path = tmp_path_factory.mktemp("shared") / "demo-run"
+    env = {
+        **os.environ,
+        "TUIWIZ_CACHE_DIR": str(SESSION_CACHE),
+        "TUIWIZ_DATA_DIR": str(tmp_path_factory.mktemp("demo-run-data")),
+        "HF_HUB_OFFLINE": "1",
+        "HF_TOKEN": DEMO_RUN_SECRET,
+    }
+    result = subprocess.run(
+        [sys.executable, "-m", "tuiwiz", "run", "demo", "--output-dir", str(path)],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=900,
+    )
+    assert result.returncode == 0, result.stderr + result.stdout
+    return FinishedDemoRun(path, result.stdout)

@@ -12,6 +12,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import DEMO_RUN_SECRET
 
 from tuiwiz.errors import TuiwizError
 from tuiwiz.train.events import read_events
@@ -19,7 +20,7 @@ from tuiwiz.train.rundir import RunDir
 
 pytestmark = pytest.mark.e2e
 
-SECRET = "hf_tuiwizAfterTestSecret0123456789"
+SECRET = DEMO_RUN_SECRET
 
 
 def tuiwiz(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
@@ -66,12 +67,10 @@ def private_env(tmp_path_factory, demo_model: Path):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, private_env) -> Path:
-    """The shipped demo preset, trained once (validation split 0.05: 40 held-out examples)."""
-    path = tmp_path_factory.mktemp("after") / "run"
-    result = tuiwiz("run", "demo", "--output-dir", str(path), env={"HF_TOKEN": SECRET})
-    assert result.returncode == 0, result.stderr + result.stdout
-    return path
+def run(demo_run, private_env) -> Path:
+    """The shipped demo preset, trained once with HF_TOKEN = SECRET (validation split 0.05: 40
+    held-out examples)."""
+    return demo_run.path
 
 
 @pytest.fixture(scope="module")

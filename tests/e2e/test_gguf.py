@@ -69,12 +69,9 @@ def private_env(tmp_path_factory, demo_model: Path):
 
 
 @pytest.fixture(scope="module")
-def run(tmp_path_factory, private_env) -> Path:
+def run(demo_run, private_env) -> Path:
     """The shipped demo preset, trained once (its answers are good)."""
-    path = tmp_path_factory.mktemp("gguf") / "run"
-    result = tuiwiz("run", "demo", "--output-dir", str(path))
-    assert result.returncode == 0, result.stderr + result.stdout
-    return path
+    return demo_run.path
 
 
 @pytest.fixture(scope="module")

@@ -32,13 +32,12 @@ def steps(run: Path) -> list[dict]:
 
 
 @pytest.fixture(scope="module")
-def demo_run(tmp_path_factory, demo_model) -> Path:
-    """One full run of the shipped demo preset, shared by the tests that read it."""
-    run = tmp_path_factory.mktemp("demo") / "run"
-    result = tuiwiz("run", "demo", "--output-dir", str(run))
-    assert result.returncode == 0, result.stderr + result.stdout
-    assert f"run directory {run}" in result.stdout
-    assert "finished in" in result.stdout and "adapter:" in result.stdout
+def demo_run(demo_run) -> Path:
+    """One full run of the shipped demo preset (conftest's, shared by every module that reads
+    it), and what `tuiwiz run` printed while it trained."""
+    run = demo_run.path
+    assert f"run directory {run}" in demo_run.stdout
+    assert "finished in" in demo_run.stdout and "adapter:" in demo_run.stdout
     return run
 
 

@@ -6,9 +6,7 @@ only where chromium or playwright is missing; CI installs both (.ci/run).
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -22,24 +20,21 @@ pytestmark = [
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory, demo_model: Path) -> dict[str, str]:
-    """A data directory whose run list holds one finished demo run (three steps, on the CPU)."""
+def world(tmp_path_factory, demo_model: Path, demo_run) -> dict[str, str]:
+    """A data directory whose run list holds one finished demo run (conftest's shared one,
+    registered here too)."""
+    from tuiwiz.train import registry
+    from tuiwiz.train.rundir import RunDir
+
     env = {
         "TUIWIZ_CACHE_DIR": str(demo_model.parent),
         "TUIWIZ_DATA_DIR": str(tmp_path_factory.mktemp("serve-data")),
         "HF_HUB_OFFLINE": "1",
     }
-    run_dir = tmp_path_factory.mktemp("serve-runs") / "demo-run"
-    result = subprocess.run(
-        [sys.executable, "-m", "tuiwiz", "run", "demo", "--output-dir", str(run_dir)]
-        + ["--set", "training.max_steps=3"],
-        capture_output=True,
-        text=True,
-        env={**os.environ, **env},
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    return {**env, "RUN": str(run_dir)}
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("TUIWIZ_DATA_DIR", env["TUIWIZ_DATA_DIR"])
+        registry.register(RunDir(demo_run.path), "demo", time.time())
+    return {**env, "RUN": str(demo_run.path)}
 
 
 def test_the_wizard_and_a_finished_run_in_a_browser(world, tmp_path):

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 
 import pytest
-from test_dashboard import NVML, SESSION_CACHE, T0, attach, loaded, wait_for, write_run
+from test_dashboard import NVML, T0, attach, loaded, wait_for, write_run
 
 from tuiwiz.train.rundir import RunDir
 from tuiwiz.ui.dashboard import tasks
@@ -134,21 +134,9 @@ def test_snapshot_export_dialog(snap_compare, tmp_path, monkeypatch):
 
 
 @pytest.fixture(scope="module")
-def short_demo_run(tmp_path_factory, demo_model):
-    import os
-    import subprocess
-    import sys
-
-    path = tmp_path_factory.mktemp("export-ui") / "run"
-    result = subprocess.run(
-        [sys.executable, "-m", "tuiwiz", "run", "demo", "--output-dir", str(path),
-         "--set", "training.max_steps=3", "--set", "data.validation_split=0"],
-        capture_output=True, text=True, timeout=600,
-        env={**os.environ, "TUIWIZ_CACHE_DIR": str(SESSION_CACHE),
-             "TUIWIZ_DATA_DIR": str(tmp_path_factory.mktemp("data")), "HF_HUB_OFFLINE": "1"},
-    )  # fmt: skip
-    assert result.returncode == 0, result.stderr
-    return path
+def short_demo_run(demo_run):
+    """A finished demo run (conftest's shared one: the dashboard only reads it)."""
+    return demo_run.path
 
 
 @pytest.mark.e2e

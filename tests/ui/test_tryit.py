@@ -4,9 +4,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
@@ -50,25 +47,9 @@ def status(app: App) -> str:
 
 
 @pytest.fixture(scope="module")
-def finished_run(tmp_path_factory, demo_model: Path) -> Path:
-    """A real run of the demo preset: finished, with its adapter. (Module fixtures run before
-    the per-test private directories, so this one names its own.)"""
-    path = tmp_path_factory.mktemp("tryit") / "run"
-    env = {
-        **os.environ,
-        "TUIWIZ_CACHE_DIR": str(demo_model.parent),
-        "TUIWIZ_DATA_DIR": str(tmp_path_factory.mktemp("tryit-data")),
-        "HF_HUB_OFFLINE": "1",
-    }
-    result = subprocess.run(
-        [sys.executable, "-m", "tuiwiz", "run", "demo", "--output-dir", str(path)],
-        capture_output=True,
-        text=True,
-        env=env,
-        timeout=600,
-    )
-    assert result.returncode == 0, result.stderr + result.stdout
-    return path
+def finished_run(demo_run) -> Path:
+    """A real run of the demo preset: finished, with its adapter (conftest's shared one)."""
+    return demo_run.path
 
 
 @pytest.mark.e2e
