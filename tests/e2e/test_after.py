@@ -212,7 +212,7 @@ def test_adapter_export_with_model_card(run: Path, tmp_path: Path, capsys, monke
     out.mkdir()  # an empty folder is fine
     code, stdout, err = cli(capsys, "export", str(run), "--out", str(out))
     assert code == 0, err
-    assert stdout == f"tuiwiz: exported the adapter of run to {out}\n"
+    assert stdout == f"tuiwiz: exported the adapter of {run.name} to {out}\n"
     names = {p.name for p in out.iterdir()}
     assert {"adapter_config.json", "adapter_model.safetensors", "tokenizer_config.json"} <= names
     assert {"README.md", "tuiwiz-preset.toml"} <= names

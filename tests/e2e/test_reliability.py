@@ -73,7 +73,7 @@ def uninterrupted(tmp_path_factory, demo_model) -> Path:
 def test_sigterm_then_resume_is_exact(tmp_path: Path, uninterrupted: Path):
     run = tmp_path / "run"
     job = jobs.start(run, config=config())
-    wait_for_step(job, 4)
+    wait_for_step(job, 2)  # early: the stop must land before the last step, on any machine
     os.kill(job.pid, signal.SIGTERM)
     job.wait()
     assert RunDir(run).status()["state"] == "stopped"
