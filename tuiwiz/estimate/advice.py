@@ -374,11 +374,12 @@ def _shorter_sequences(
     longest = longest_example(est.lengths)
     if longest is not None and not data.get("packing"):
         seq = min(seq, longest)  # a max_seq_length above the longest example saves nothing
-    ladder = [n for n in (seq * 3 // 4, seq // 2, seq // 4, seq // 8) if n >= 64]
-    for n in ladder:
-        n = max(64, n // 64 * 64)
+    ladder = [
+        max(64, n // 64 * 64) for n in (seq * 3 // 4, seq // 2, seq // 4, seq // 8) if n >= 64
+    ]
+    for i, n in enumerate(ladder):
         total, overrides = est.variant({"data.max_seq_length": n})
-        if total <= free or n == ladder[-1]:
+        if total <= free or i == len(ladder) - 1:
             cut = est.lengths.cut_phrase(n) if est.lengths else "longer examples are cut"
             return [(f"shorter max_seq_length {n} ({cut})", total, overrides, CHANGES_DATA)]
     return []
