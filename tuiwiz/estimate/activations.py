@@ -150,9 +150,13 @@ class LayerWalk:
         if not grad:
             return Flow(dq, False)
         # packing and padding-free batches: one long row, split by the position ids; sdpa and
-        # eager get a block-diagonal mask over the whole row, flash-attn the sequence bounds
+        # eager get a block-diagonal mask over the whole row, flash-attn the sequence bounds.
+        # One example alone gets no mask (transformers/masking_utils.py
+        # find_packed_sequence_indices: a single sequence is not packed); a packed row may hold
+        # several at any batch size.
         seq = s.seq * (s.batch if s.one_row else 1)
-        masked = s.padded or (s.one_row and not impl.startswith("flash"))
+        joined = s.packing or (s.padding_free and s.batch > 1)
+        masked = s.padded or (joined and not impl.startswith("flash"))
         if impl == "eager":
             # source: eager_attention_forward: matmul(q, repeat_kv(k)^T) keeps q and the
             # repeated k; softmax(dtype=float32) keeps its output; matmul(P, v) keeps P in q's

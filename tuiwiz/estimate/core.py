@@ -246,7 +246,7 @@ def estimate_setup(
         gathered_alive = eval_gathered if phase == "evaluation forward" else 0
     if not setup.checkpointing and p.saved_full > 0:
         notes.append("gradient checkpointing is off: every layer's activations stay in memory")
-    if setup.attn == "sdpa" and setup.one_row:
+    if setup.attn == "sdpa" and (setup.packing or (setup.padding_free and setup.batch > 1)):
         how = "packing" if setup.packing else "padding-free batches"
         notes.append(f"{how} with sdpa: a (B*S)^2 attention mask; flash_attention_2 avoids it")
     if p.offloaded:
