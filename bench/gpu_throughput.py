@@ -4,7 +4,8 @@ defaults, `tuiwiz run` with speed = "fast", and Unsloth.
 The job: random weights of the real Llama-3.1-8B and Qwen2.5-7B architectures (config.json only),
 4-bit nf4 with double quantization, LoRA r 16 on every linear layer, bf16, gradient
 checkpointing, batches of 4 examples of at most 2048 tokens, paged 8-bit AdamW, on seeded
-alpaca-like data (most examples 50-400 tokens, one in thirty up to 2,000: bench/gpu_common.py).
+alpaca-like data (median 179 tokens, 86% between 50 and 400, one in thirty up to 2,000:
+bench/gpu_common.py).
 Each system trains in its own process, one after the other; the rate is real (non-padding)
 tokens per second over 30 steps after 5 warm-up steps, and the peak is the device's memory in
 NVML while that process ran.
