@@ -195,6 +195,9 @@ def test_training_arguments_accept_the_imported_preset(source: Path, tmp_path: P
 
     preset = import_config(source).preset
     preset["data"]["path"] = "tuiwiz:demo-data"
+    # an imported flash_attention_2 is refused on a machine without CUDA and flash-attn (before
+    # the run starts: tests/unit/test_speed.py); the training arguments are what is checked here
+    preset["model"]["attn_implementation"] = "sdpa"
     args = builders.training_arguments(preset, tmp_path, has_validation=True, notice=lambda _: None)
     assert args.learning_rate == preset["training"]["learning_rate"]
     assert args.gradient_accumulation_steps == preset["training"]["gradient_accumulation_steps"]
