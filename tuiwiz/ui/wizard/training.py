@@ -159,7 +159,7 @@ class TrainingStep(StepScreen):
         yield Static("Training", classes="section-title")
         for key, label in FIELDS:
             yield FieldRow(key, label)
-        yield Static("Speed", classes="section-title")
+        yield Static("Speed options", classes="section-title")
         for key, label in SPEED_FIELDS:
             yield FieldRow(key, label)
         yield Static("", id="derived", classes="derived")
