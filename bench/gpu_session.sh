@@ -90,6 +90,7 @@ else
     --merge "$OUT/throughput-qwen.json" --budget $(( $(left) - 120 )) --results-dir "$OUT" \
     2>&1 | tee -a "$OUT/throughput.log"
   rm -f "$OUT/throughput-qwen.json"
+  rm -rf /dev/shm/tuiwiz-bench/qwen2.5-7b  # room in RAM for the 14B model's 30 GB
   minutes=$(python3 -c "print(max(0.5, ($(left) - 40) / 60))")
   python3 bench/gpu_memory.py --steps 2 --budget "$minutes" --big "${smoke[@]}" \
     --long offload+bf16:32768 fast:4096 fast:16384 fast:1024 \
