@@ -59,7 +59,7 @@ export TUIWIZ_CACHE_DIR=/tmp/tuiwiz-cache TUIWIZ_DATA_DIR=/tmp/tuiwiz-data
 {
   nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv || echo "no nvidia-smi"
   python3 -c "import sys; sys.path.insert(0, 'bench'); import gpu_common, json; print(json.dumps(gpu_common.versions()))"
-  PYTHONPATH="$UNSLOTH_PYTHONPATH" python3 -c "import transformers, trl; print('unsloth env:', transformers.__version__, trl.__version__)"
+  [ "$PART" = b ] && PYTHONPATH="$UNSLOTH_PYTHONPATH" python3 -c "import transformers, trl; print('unsloth env:', transformers.__version__, trl.__version__)"
   python3 -m pip show pyarrow fsspec huggingface_hub 2>/dev/null | grep -E '^(Name|Version)'
   df -h /dev/shm /tmp | tail -2
   echo "part $PART, install took $(( $(date +%s) - start )) s"
@@ -71,11 +71,12 @@ committed="bench/results/gpu_throughput-$gpu.json"
 memory_committed="bench/results/gpu_memory-long-$gpu.json"
 
 if [ "$PART" = a ]; then
-  # Throughput first (the headline), then memory with what is left, keeping ~40 s spare.
+  # Throughput first (the headline), then memory points while time is left (a point is not
+  # started after the budget; one started runs to its end, ~20-60 s).
   python3 bench/gpu_throughput.py --models llama-3.1-8b "${smoke[@]}" \
     --systems plain tuiwiz-default tuiwiz-fast \
-    --budget $(( $(left) - 230 )) --results-dir "$OUT" 2>&1 | tee "$OUT/throughput.log"
-  minutes=$(python3 -c "print(max(0.5, ($(left) - 60) / 60))")
+    --budget $(( $(left) - 180 )) --results-dir "$OUT" 2>&1 | tee "$OUT/throughput.log"
+  minutes=$(python3 -c "print(max(0.5, ($(left) - 45) / 60))")
   # Liger (in fast) patches transformers' Llama code for the rest of the process: last.
   python3 bench/gpu_memory.py --steps 2 --budget "$minutes" "${smoke[@]}" \
     --long default:4096 default:32768 offload:32768 bf16:32768 default:16384 default:1024 \
