@@ -8,6 +8,7 @@ Not imported by anything: vulture reads it as code that uses these names.
 _.decoder  # tokenizers.Tokenizer
 _.post_processor  # tokenizers.Tokenizer
 _.max_length  # transformers.GenerationConfig
+_.model_max_length  # a transformers tokenizer
 _.justify  # rich table columns
 _.no_wrap  # rich table columns
 _._stdin  # textual-serve's AppService (tuiwiz.serve.server overrides how it starts apps)

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from tuiwiz import speed
 from tuiwiz.errors import ConfigError
-from tuiwiz.training_fields import MANAGED_KEYS, check_training_value, training_fields
+from tuiwiz.training_fields import MANAGED_KEYS, accepted_fields, check_training_value
 
 SCHEMA_VERSION = 1
 SECTIONS = ("model", "quantization", "lora", "data", "training", "launch")
@@ -102,6 +103,9 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "bnb_4bit_quant_type": Key((str,), "nf4", choices=("nf4", "fp4")),
         "bnb_4bit_use_double_quant": Key((bool,), True),
         "bnb_4bit_compute_dtype": Key((str,), "bfloat16", choices=DTYPES),
+        # tuiwiz's own: whether peft's prepare_model_for_kbit_training upcasts the weights that
+        # are not quantized (embeddings, LM head, norms) to float32 (tuiwiz.train.builders).
+        "upcast_unquantized": Key((bool,), True),
     },
     "lora": {
         "r": Key((int,), 16, check=_positive),
@@ -167,6 +171,22 @@ TRAINING_DEFAULTS: dict[str, Any] = {
     "logging_steps": 10,
     "save_steps": 100,
     "seed": 42,
+}
+
+# [training] keys of tuiwiz's own: handled here and by tuiwiz.train.builders, never passed to
+# TrainingArguments as they are, and written into a preset only when set.
+TUIWIZ_TRAINING_KEYS: dict[str, Key] = {
+    "speed": Key((str,), speed.DEFAULT, choices=speed.SPEEDS),
+}
+
+# What the wizard shows for speed and memory options a preset leaves unset: tuiwiz's and the
+# libraries' defaults (not written into resolved presets, which would then say more than was set).
+TRAINING_OPTION_DEFAULTS: dict[str, Any] = {
+    "speed": speed.DEFAULT,
+    "padding_free": False,
+    "use_liger_kernel": False,
+    "train_sampling_strategy": "random",
+    "activation_offloading": False,
 }
 
 # Range checks for the training keys a beginner meets; TrainingArguments checks the rest.
@@ -291,13 +311,17 @@ def override_origins(overrides: list[str]) -> Origins:
 
 
 def _validate_training(table: dict[str, Any], blame: _Blame) -> None:
-    fields = training_fields()
+    fields = accepted_fields()
     for name, value in table.items():
         where = blame.key("training", name)
+        if name in TUIWIZ_TRAINING_KEYS:
+            _check_value(where, value, TUIWIZ_TRAINING_KEYS[name])
+            continue
         if name in MANAGED_KEYS:
             raise ConfigError(f"{where} cannot be set in a preset: {MANAGED_KEYS[name]}")
         if name not in fields:
-            hint = did_you_mean(name, list(fields)) or " (see `tuiwiz explain` for common keys)"
+            known = [*fields, *TUIWIZ_TRAINING_KEYS]
+            hint = did_you_mean(name, known) or " (see `tuiwiz explain` for common keys)"
             prefix = blame.prefix(("training", name))
             raise ConfigError(f"{prefix}: unknown key [training] {_shown(name)}{hint}")
         if reason := check_training_value(name, value):

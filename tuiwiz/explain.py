@@ -101,7 +101,8 @@ _ENTRIES = (
             "efficient and available everywhere. flash_attention_2 is often fastest on Ampere or "
             "newer NVIDIA GPUs in bf16/fp16 but needs the flash-attn package; flash_attention_3 "
             "targets Hopper GPUs (H100). eager is the plain reference code: slowest, and its "
-            "memory grows with the square of the sequence length, but a few models need it."
+            "memory grows with the square of the sequence length, but a few models need it. "
+            "A flash kernel where it cannot run is refused before the run starts."
         ),
         range="sdpa | eager | flash_attention_2 | flash_attention_3",
         default="sdpa (tuiwiz); transformers also picks sdpa when unset if the model supports it",
@@ -210,6 +211,22 @@ _ENTRIES = (
         ),
         range="bfloat16 | float16 | float32",
         default="bfloat16 (tuiwiz); Hugging Face: float32 when unset",
+    ),
+    Explanation(
+        key="quantization.upcast_unquantized",
+        title="Upcast unquantized weights",
+        summary="float32 embeddings, LM head and norms (peft's default); false keeps them in bf16",
+        body=(
+            "With 4-bit or 8-bit loading, peft's prepare_model_for_kbit_training casts every "
+            "weight left unquantized (embeddings, LM head, norms) to float32, and with them the "
+            "hidden states between layers. For Llama-3.1-8B that is 1.05 billion parameters: "
+            "3.9 GiB in float32 instead of 2.0 GiB in bfloat16, and the per-layer inputs that "
+            "checkpointing keeps double too. false keeps them in the model's dtype (torch_dtype), "
+            "as a 16-bit LoRA run does: the frozen weights hold the same numbers, only the sums "
+            "between layers round to bfloat16. Losses agree closely, not bit for bit."
+        ),
+        range="true | false",
+        default="true (peft's prepare_model_for_kbit_training upcasts); tuiwiz's own key",
     ),
     # --- lora ------------------------------------------------------------------------------------
     Explanation(
@@ -824,6 +841,87 @@ _ENTRIES = (
         default="unset (Hugging Face: none)",
     ),
     Explanation(
+        key="training.speed",
+        title="Speed",
+        summary="default, or fast: the fastest options known to train the same model here",
+        body=(
+            "A shortcut. fast turns on what the preset leaves unset: padding-free batches "
+            "(padding_free) everywhere; Liger kernels (use_liger_kernel) on a CUDA GPU with "
+            "liger-kernel installed (pip install 'tuiwiz[fast]'); flash_attention_2 instead of "
+            "sdpa on a CUDA GPU with flash-attn installed. None of them drops, reorders or cuts "
+            "examples: the loss is the same up to rounding. What fast leaves off on a machine, "
+            "and why, is in the log and the estimate's notes; a run records what it resolved to "
+            "in its preset.toml. default leaves every option as the preset sets it."
+        ),
+        range="default | fast",
+        default="default (tuiwiz's own key, not a TrainingArguments field)",
+    ),
+    Explanation(
+        key="training.padding_free",
+        title="Padding-free batches",
+        summary="Join a batch's examples in one row instead of padding them: no compute on padding",
+        body=(
+            "Without it each example of a batch is padded to the longest one and the padding is "
+            "computed like real tokens: with mostly short examples and a few long ones, that can "
+            "be half the work. Padding-free batches (TRL) join the examples end to end; position "
+            "ids restart at each one and attention stays within it, so the loss is the one padded "
+            "batches give (tuiwiz's tests check it to 1e-4). Fastest with flash_attention_2; with "
+            "sdpa, transformers builds a block mask over the row, which grows with the square of "
+            "the batch's tokens. Packing is padding-free already."
+        ),
+        range="true | false",
+        default="false (TRL SFTConfig); speed = fast turns it on",
+    ),
+    Explanation(
+        key="training.use_liger_kernel",
+        title="Liger kernels",
+        summary="Liger's Triton kernels for norms, SwiGLU and RoPE: faster, less memory (CUDA)",
+        body=(
+            "Replaces the model's RMSNorm, SwiGLU MLP and rotary embedding code with Liger "
+            "Kernel's fused Triton kernels, which move less data and keep fewer activations for "
+            "backward, with the same results up to rounding. It needs a CUDA GPU and the "
+            "liger-kernel package (pip install 'tuiwiz[fast]'): a preset that asks for it "
+            "elsewhere is refused before the run starts. Liger's fused cross-entropy stays off: "
+            "TRL computes the loss with its own fused, chunked LM head, and only one of the two "
+            "may patch the model. Llama, Mistral, Qwen, Gemma and Phi are among the families "
+            "Liger supports."
+        ),
+        range="true | false",
+        default="false (Hugging Face); speed = fast turns it on where it works",
+    ),
+    Explanation(
+        key="training.train_sampling_strategy",
+        title="Batch sampling",
+        summary="random, or group_by_length: batches of similar lengths, so less padding",
+        body=(
+            "random draws each batch's examples at random. group_by_length (transformers' "
+            "LengthGroupedSampler) puts examples of similar lengths together, so padded batches "
+            "waste little: faster when lengths vary a lot. The order is then less random, "
+            "batches of long examples alternate with short ones and the loss curve gets jumpier, "
+            "so results can differ a little; speed = fast leaves it alone for that reason. It "
+            "saves nothing with padding-free batches or packing, which have no padding. "
+            "sequential keeps the dataset's order; batch_rebalance is for several GPUs."
+        ),
+        range="random | sequential | group_by_length | batch_rebalance",
+        default="random (Hugging Face)",
+    ),
+    Explanation(
+        key="training.activation_offloading",
+        title="Activation offloading",
+        summary="Keep the activations saved for backward in CPU RAM: much less GPU memory, slower",
+        body=(
+            "Moves the tensors each layer saves for the backward pass to pinned CPU RAM during "
+            "the forward pass and brings them back just before backward needs them (TRL's "
+            "activation offloading; the copies overlap compute on a second CUDA stream). With "
+            "gradient checkpointing that is each layer's input, at long context the largest "
+            "term of all (Llama-3.1-8B at 32k tokens: 16 GiB). What is learned does not change; "
+            "steps slow down by the copies compute cannot hide, and the machine needs that much "
+            "free RAM. CUDA GPUs only: refused elsewhere before the run starts."
+        ),
+        range="true | false",
+        default="false (TRL SFTConfig)",
+    ),
+    Explanation(
         key="training.torch_compile",
         title="Compile the model",
         summary="Compile the model with torch.compile: faster steps after a slow first one",
@@ -1025,8 +1123,11 @@ SECTION_NOTES: dict[str, SectionNote] = {
             "tokenizes the data itself). resume_from_checkpoint (use `tuiwiz resume RUN`) and "
             "hub_token (set HF_TOKEN) are refused too. SFTConfig's own fields, such as "
             "dataset_text_field or completion_only_loss, are not accepted: [data] covers what "
-            "they do. tuiwiz also decides bf16, eval_strategy, eval_steps, save_total_limit and "
-            "the checkpointing kwargs where a preset leaves them unset: see each key."
+            "they do; padding_free and activation_offloading, the speed and memory options tuiwiz "
+            "explains and estimates, are the exceptions. speed is tuiwiz's own shortcut for the "
+            "fastest of them. tuiwiz also decides bf16, eval_strategy, eval_steps, "
+            "save_total_limit and the checkpointing kwargs where a preset leaves them unset: "
+            "see each key."
         ),
     ),
 }

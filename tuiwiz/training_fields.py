@@ -28,6 +28,15 @@ class TrainingField:
     default: Any  # the literal default, or None when it is computed
 
 
+# TRL SFTConfig fields (not TrainingArguments ones) that [training] accepts too: the speed and
+# memory options whose effect tuiwiz explains and estimates. The rest of SFTConfig's own fields
+# are covered by [data] or set by tuiwiz (see tuiwiz.explain's note on [training]).
+SFT_FIELDS = {
+    "padding_free": TrainingField("padding_free", "bool", False),
+    "activation_offloading": TrainingField("activation_offloading", "bool", False),
+}
+
+
 def _literal_default(value: ast.expr | None) -> Any:
     if value is None:
         return None
@@ -101,9 +110,14 @@ def _accepted_kinds(annotation: str) -> set[type]:
     return kinds
 
 
+def accepted_fields() -> dict[str, TrainingField]:
+    """The fields [training] accepts: every TrainingArguments field and SFT_FIELDS."""
+    return {**training_fields(), **SFT_FIELDS}
+
+
 def check_training_value(name: str, value: Any) -> str | None:
     """None when `value` has a type the field accepts, else a short reason."""
-    spec = training_fields()[name]
+    spec = accepted_fields()[name]
     kinds = _accepted_kinds(spec.annotation)
     # bool is a subclass of int in Python, but `true` is never a valid step count.
     ok = (

@@ -217,6 +217,28 @@ async def test_review_on_a_machine_without_a_gpu_says_it_trains_on_the_cpu(demo_
         assert "✗" not in memory and "need" not in memory and "processes" not in memory
 
 
+async def test_review_estimates_with_the_dataset_steps_lengths(demo_model, monkeypatch):
+    """Once the Dataset step has measured every example, Review's estimate uses the longest
+    one (the demo's examples are far shorter than a max_seq_length of 256)."""
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "h100_idle.json"))
+    resolved, _ = presets.load("demo", ["data.max_seq_length=256"])
+    app = TuiwizApp(Draft(resolved), start="review")
+    async with app.run_test(size=(100, 50)) as pilot:
+        await lookups_done(pilot)
+        before = app.screen.memory["estimate"]
+        assert before.setup.seq == 256
+        app.goto("dataset")
+        await lookups_done(pilot)
+        app.goto("review")
+        await lookups_done(pilot)
+        after = app.screen.memory["estimate"]
+        preview = app.data_preview().value
+        assert preview.measured == preview.rows  # every example measured: the longest is known
+        assert after.setup.seq == preview.max_tokens < 256
+        assert after.total < before.total
+        assert f"longest example is {preview.max_tokens} tokens" in text_of(pilot, "#memory")
+
+
 def test_missing_gpus_line_speaks_in_the_singular_and_plural():
     from tuiwiz.ui.wizard.review import missing_gpus_line
 

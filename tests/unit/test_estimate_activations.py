@@ -124,7 +124,8 @@ def predicted_saved(path: Path, config: dict, autocast: bool, padded: bool) -> i
     head = peak.head_buffers(
         setup, plan, summary.facts["vocab_size"], acts.head_input_bytes, 4, False
     )
-    rope = 2 * setup.seq * (plan.q_dim // plan.heads) * setup.residual_bytes if plan.rope else 0
+    positions = setup.seq * (setup.batch if setup.one_row else 1)  # as tuiwiz.estimate.core
+    rope = 2 * positions * (plan.q_dim // plan.heads) * setup.residual_bytes if plan.rope else 0
     copies = lora.lora_params * 2 if autocast and setup.adapter_bytes != 2 else 0
     return (
         layer_bytes + acts.final_norm * tokens + sum(acts.per_layer_fixed) + head[0] + rope + copies
@@ -164,3 +165,64 @@ def test_walk_matches_the_saved_tensors(model_dirs, case):
     predicted = predicted_saved(model_dirs[name], config, autocast, padded)
     # DoRA keeps a few per-layer vectors (norms, scales) the walk leaves out
     assert predicted == pytest.approx(measured, rel=0.02 if dora else 0.002)
+
+
+def measure_saved_one_row(model, batch: int, seq: int, vocab: int) -> int:
+    """Like measure_saved, for a padding-free batch: `batch` examples of `seq` tokens joined
+    in one row, the position ids restarting at each (TRL's DataCollatorForLanguageModeling)."""
+    import torch
+
+    params = {p.untyped_storage().data_ptr() for p in model.parameters()}
+    params |= {b.untyped_storage().data_ptr() for b in model.buffers()}
+    saved: list = []
+
+    def pack(t):
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in params:
+            saved.append((weakref.ref(t), storage.data_ptr(), storage.nbytes()))
+        return t
+
+    torch.manual_seed(0)
+    ids = torch.randint(0, vocab, (1, batch * seq))
+    positions = torch.arange(seq).repeat(batch)[None]
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = model(
+            input_ids=ids, position_ids=positions, labels=ids, fused_lm_head=True, use_cache=False
+        )
+    alive = sum({ptr: n for ref, ptr, n in saved if ref() is not None}.values())
+    del out
+    return alive
+
+
+@pytest.mark.parametrize("attn", ["sdpa", "eager"])
+def test_walk_matches_padding_free_batches(model_dirs, attn):
+    raw = {
+        "model": {"name_or_path": str(model_dirs["llama"]), "attn_implementation": attn},
+        "lora": {"r": 8, "lora_dropout": 0.05},
+        "data": {"path": "unused.jsonl", "max_seq_length": 48},
+        "training": {
+            "per_device_train_batch_size": 2,
+            "gradient_checkpointing": False,
+            "padding_free": True,
+        },
+    }
+    config = cfg.validate(raw)
+    model = build_like_the_trainer(model_dirs["llama"], config)
+    measured = measure_saved_one_row(model, 2, 48, 128)
+    predicted = predicted_saved(model_dirs["llama"], config, False, False)
+    assert predicted == pytest.approx(measured, rel=0.002)
+
+
+def test_walk_matches_bf16_unquantized_weights(model_dirs):
+    raw = {
+        "model": {"name_or_path": str(model_dirs["llama"])},
+        "quantization": {"upcast_unquantized": False},
+        "lora": {"r": 8, "lora_dropout": 0.05},
+        "data": {"path": "unused.jsonl", "max_seq_length": 48},
+        "training": {"per_device_train_batch_size": 2, "gradient_checkpointing": False},
+    }
+    config = cfg.validate(raw)
+    model = build_like_the_trainer(model_dirs["llama"], config)
+    measured = measure_saved(model, 2, 48, 128, False, False)
+    predicted = predicted_saved(model_dirs["llama"], config, False, False)
+    assert predicted == pytest.approx(measured, rel=0.002)

@@ -31,6 +31,7 @@ REQUIRED_KEYS = {
         "bnb_4bit_quant_type",
         "bnb_4bit_use_double_quant",
         "bnb_4bit_compute_dtype",
+        "upcast_unquantized",
     ],
     "lora": [
         "r",
@@ -86,6 +87,11 @@ REQUIRED_KEYS = {
         "report_to",
         "dataloader_num_workers",
         "neftune_noise_alpha",
+        "speed",
+        "padding_free",
+        "use_liger_kernel",
+        "train_sampling_strategy",
+        "activation_offloading",
     ],
     "launch": ["nproc_per_node", "nnodes", "node_rank", "master_addr", "master_port", "strategy"],
 }
@@ -267,10 +273,17 @@ def _states(token: str, value: object) -> bool:
 
 
 def _training_field_defaults() -> dict[str, object]:
+    """TrainingArguments' fields with their defaults, and the SFTConfig fields [training]
+    accepts (tuiwiz.training_fields.SFT_FIELDS) with SFTConfig's."""
     from transformers import TrainingArguments
+    from trl import SFTConfig
+
+    from tuiwiz.training_fields import SFT_FIELDS
 
     out = {}
-    for f in dataclasses.fields(TrainingArguments):
+    sft = [f for f in dataclasses.fields(SFTConfig) if f.name in SFT_FIELDS]
+    assert {f.name for f in sft} == set(SFT_FIELDS), "an SFT_FIELDS entry is not in SFTConfig"
+    for f in [*dataclasses.fields(TrainingArguments), *sft]:
         if f.default is not dataclasses.MISSING:
             out[f.name] = f.default
         elif f.default_factory is not dataclasses.MISSING:
@@ -281,22 +294,34 @@ def _training_field_defaults() -> dict[str, object]:
 
 
 def test_training_keys_are_training_arguments_fields() -> None:
+    from tuiwiz.config import TUIWIZ_TRAINING_KEYS
+
     fields = _training_field_defaults()
     for key in keys_for("training"):
         name = key.split(".", 1)[1]
-        if name in RETIRED_TRAINING_KEYS:
+        if name in TUIWIZ_TRAINING_KEYS:
+            assert name not in fields, f"{name} is a TrainingArguments field: not tuiwiz's own"
+        elif name in RETIRED_TRAINING_KEYS:
             assert name not in fields, f"{name} is a TrainingArguments field again: update explain"
         else:
             assert name in fields, f"{key} is not a field of transformers.TrainingArguments"
 
 
 def test_training_defaults_match_transformers() -> None:
+    from tuiwiz.config import TRAINING_OPTION_DEFAULTS, TUIWIZ_TRAINING_KEYS
+
     fields = _training_field_defaults()
     resolved = {"gradient_checkpointing": False}  # None in the dataclass, resolved to False
     for key in keys_for("training"):
         name = key.split(".", 1)[1]
+        if name in TUIWIZ_TRAINING_KEYS:
+            default = TUIWIZ_TRAINING_KEYS[name].default
+            assert _states(_first(EXPLANATIONS[key].default), default), key
+            continue
         if name in RETIRED_TRAINING_KEYS:
             continue
+        if name in TRAINING_OPTION_DEFAULTS:  # what the wizard shows for an unset option
+            assert TRAINING_OPTION_DEFAULTS[name] == fields[name], name
         value = resolved.get(name, fields[name])
         assert _mentions(EXPLANATIONS[key].default, value), (key, value)
 
@@ -321,6 +346,8 @@ def test_quantization_keys_and_defaults_match_bitsandbytes_config() -> None:
     unset = BitsAndBytesConfig()  # defaults as resolved (compute dtype None -> torch.float32)
     for key in keys_for("quantization"):
         name = key.split(".", 1)[1]
+        if name == "upcast_unquantized":  # tuiwiz's own: how peft prepares the quantized model
+            continue
         assert name in params, f"{key} is not an argument of BitsAndBytesConfig"
         value = getattr(unset, name)
         if not isinstance(value, bool | str):

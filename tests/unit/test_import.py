@@ -195,6 +195,9 @@ def test_training_arguments_accept_the_imported_preset(source: Path, tmp_path: P
 
     preset = import_config(source).preset
     preset["data"]["path"] = "tuiwiz:demo-data"
+    # an imported flash_attention_2 is refused on a machine without CUDA and flash-attn (before
+    # the run starts: tests/unit/test_speed.py); the training arguments are what is checked here
+    preset["model"]["attn_implementation"] = "sdpa"
     args = builders.training_arguments(preset, tmp_path, has_validation=True, notice=lambda _: None)
     assert args.learning_rate == preset["training"]["learning_rate"]
     assert args.gradient_accumulation_steps == preset["training"]["gradient_accumulation_steps"]
@@ -655,3 +658,35 @@ def test_any_config_imports_or_fails_in_one_line(tmp_path: Path, data: dict):
     cfg.validate(tomllib.loads(preset_text(imported)))
     assert all("\n" not in line for line in imported.report_lines())
     assert_nothing_lost(imported, path)
+
+
+# --- speed and memory options -----------------------------------------------------------------
+
+
+def test_axolotl_speed_options_become_tuiwiz_options(tmp_path: Path):
+    imported = load(
+        tmp_path,
+        AXOLOTL_BASE
+        + "plugins:\n  - axolotl.integrations.liger.LigerPlugin\nliger_rms_norm: true\n"
+        "liger_glu_activation: true\nliger_rope: false\nliger_fused_linear_cross_entropy: true\n"
+        "group_by_length: true\nactivation_offloading: true\n",
+    )
+    training = imported.preset["training"]
+    assert training["use_liger_kernel"] is True
+    assert training["train_sampling_strategy"] == "group_by_length"
+    assert training["activation_offloading"] is True
+    translated = notes(imported, "translated")
+    assert {"liger_rms_norm", "liger_glu_activation", "group_by_length"} <= set(translated)
+    assert "liger_rope" in imported.carried
+    dropped = notes(imported, "not carried")
+    assert "fused, chunked LM head" in dropped["liger_fused_linear_cross_entropy"]
+    assert "use_liger_kernel" in dropped["plugins"]
+    off = load(tmp_path, AXOLOTL_BASE + "group_by_length: false\nactivation_offloading: disk\n")
+    assert "train_sampling_strategy" not in off.preset["training"]
+    assert "CPU RAM" in notes(off, "not carried")["activation_offloading"]
+
+
+def test_llamafactory_liger_kernel_becomes_use_liger_kernel(tmp_path: Path):
+    imported = load(tmp_path, LF_BASE + "enable_liger_kernel: true\n")
+    assert imported.preset["training"]["use_liger_kernel"] is True
+    assert "enable_liger_kernel" in notes(imported, "translated")

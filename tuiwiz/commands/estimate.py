@@ -32,14 +32,36 @@ def add_parser(sub) -> argparse.ArgumentParser:
         help="compare with this GPU only (default: every GPU the run uses: the first "
         "nproc_per_node visible ones)",
     )
+    p.add_argument(
+        "--data",
+        action="store_true",
+        help="also read the dataset's token lengths (with the model's tokenizer): estimate with "
+        "its longest example and say what a shorter max_seq_length would cut",
+    )
     p.add_argument("--json", action="store_true", help="print JSON instead of tables")
     return p
 
 
-def report(preset: str, overrides: list[str], gpu_index: int | None = None) -> dict[str, Any]:
+def token_lengths(config: dict[str, Any]):
+    """The dataset's token lengths, as the Dataset step measures them (tuiwiz.data.preview)."""
+    from tuiwiz import bundled
+    from tuiwiz.data.preview import preview, tokenizer_for
+    from tuiwiz.estimate.lengths import TokenLengths
+
+    if config["data"]["path"] is None:
+        raise TuiwizError("--data: the preset has no [data] path; set one or leave out --data")
+    data = {**config["data"], "path": bundled.resolve_data(config["data"]["path"])}
+    tokenizer = tokenizer_for(bundled.resolve_model(config["model"]["name_or_path"]), config)
+    return TokenLengths.from_preview(preview(data, tokenizer, count=0))
+
+
+def report(
+    preset: str, overrides: list[str], gpu_index: int | None = None, with_data: bool = False
+) -> dict[str, Any]:
     """The estimate report as data (what --json prints). The estimate is per GPU; it is
-    checked against every GPU the run uses, or against --gpu INDEX alone."""
-    from tuiwiz import presets
+    checked against every GPU the run uses, or against --gpu INDEX alone. `with_data`: with
+    the dataset's token lengths (--data)."""
+    from tuiwiz import presets, speed
     from tuiwiz.estimate import estimate, suggest
     from tuiwiz.estimate.advice import fits, is_tight
     from tuiwiz.estimate.parallel import used_gpus
@@ -47,8 +69,10 @@ def report(preset: str, overrides: list[str], gpu_index: int | None = None) -> d
 
     # The estimate reads only the model's config.json: it works before the data is chosen.
     config, path = presets.load(preset, overrides, require_data=False)
+    lengths = token_lengths(config) if with_data else None
     status = read_gpus()
-    est = estimate(config, gpu_count=len(status.gpus))
+    machine = speed.this_machine(cuda=status.available)
+    est = estimate(config, gpu_count=len(status.gpus), machine=machine, lengths=lengths)
     used, _, missing = used_gpus(status.gpus, est.launch.nproc_per_node)
     if gpu_index is not None and status.gpus:
         target = next((g for g in status.gpus if g.index == gpu_index), None)
@@ -94,8 +118,18 @@ def report(preset: str, overrides: list[str], gpu_index: int | None = None) -> d
                     free,
                     base=est,
                     gpus_free=[g.free_bytes for g in status.gpus] if gpu_index is None else None,
+                    machine=machine,
+                    lengths=lengths,
                 )
             ],
+            "token_lengths": None
+            if lengths is None
+            else {
+                "measured": len(lengths.lengths),
+                "examples": lengths.examples,
+                "longest": lengths.longest,
+                "complete": lengths.complete,
+            },
         }
     )
     return data
@@ -111,7 +145,7 @@ def batch_line(a: dict[str, Any], launch: dict[str, Any]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    data = report(args.preset, args.overrides, args.gpu)
+    data = report(args.preset, args.overrides, args.gpu, getattr(args, "data", False))
     if args.json:
         print(json.dumps(data, indent=2))
         return 0

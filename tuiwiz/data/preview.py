@@ -54,6 +54,7 @@ class Preview:
     p95_tokens: float = 0.0
     max_tokens: int = 0
     truncated_share: float = 0.0  # of the measured examples, longer than max_seq_length
+    lengths: list[int] = field(default_factory=list)  # of the measured examples, untruncated
     # per shown example: the character where max_seq_length cuts it, or None when it fits
     cuts: list[int | None] = field(default_factory=list)
     token_problem: str | None = None  # why there are no examples or token lengths
@@ -139,6 +140,7 @@ def preview(
     ids, _ = render.tokenize_batch(rendered, tokenizer)
     lengths = [len(x) for x in ids]
     result.measured = len(lengths)
+    result.lengths = lengths
     result.median_tokens = float(statistics.median(lengths))
     result.p95_tokens = percentile(lengths, 0.95)
     result.max_tokens = max(lengths)

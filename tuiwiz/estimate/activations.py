@@ -123,7 +123,12 @@ class LayerWalk:
         """RMSNorm (Llama style) or LayerNorm; `rows` norms of `width` per token (q/k norms)."""
         s = self.setup
         if x.grad:
-            if self.plan.norm_kind == "rms":
+            if self.plan.norm_kind == "rms" and s.liger:
+                # source: liger_kernel/ops/rms_norm.py LigerRMSNormFunction.forward saves X as
+                # given (no float32 copy) and the float32 rstd per row.
+                self.save("norm inputs", rows * width * x.nbytes, x)
+                self.save("norm statistics", rows * 4)
+            elif self.plan.norm_kind == "rms":
                 # source: LlamaRMSNorm.forward: pow(2) and the multiply keep the float32 input,
                 # rsqrt keeps its (tokens, 1) output; weight * h keeps only the frozen weight.
                 self.save("norm inputs", rows * width * 4, x if x.nbytes == 4 else None)
@@ -131,9 +136,9 @@ class LayerWalk:
             else:  # native_layer_norm keeps its input, mean and rstd
                 self.save("norm inputs", rows * width * x.nbytes, x)
                 self.save("norm statistics", rows * 8)
-        if self.plan.norm_kind == "rms":
+        if self.plan.norm_kind == "rms" and not s.liger:
             return Flow(max(s.unquantized_param_bytes, x.nbytes), x.grad)
-        return Flow(x.nbytes, x.grad)
+        return Flow(x.nbytes, x.grad)  # Liger's output has its input's dtype
 
     def attention(self, q: Flow, k: Flow, v: Flow) -> Flow:
         s, p = self.setup, self.plan
@@ -144,8 +149,14 @@ class LayerWalk:
         dq = 2 if impl.startswith("flash_attention") else s.autocast_bytes or q.nbytes
         if not grad:
             return Flow(dq, False)
-        seq = s.seq * (s.batch if s.packing else 1)  # padding-free packing: one long row
-        masked = s.padded or (s.packing and not impl.startswith("flash"))
+        # packing and padding-free batches: one long row, split by the position ids; sdpa and
+        # eager get a block-diagonal mask over the whole row, flash-attn the sequence bounds.
+        # One example alone gets no mask (transformers/masking_utils.py
+        # find_packed_sequence_indices: a single sequence is not packed); a packed row may hold
+        # several at any batch size.
+        seq = s.seq * (s.batch if s.one_row else 1)
+        joined = s.packing or (s.padding_free and s.batch > 1)
+        masked = s.padded or (joined and not impl.startswith("flash"))
         if impl == "eager":
             # source: eager_attention_forward: matmul(q, repeat_kv(k)^T) keeps q and the
             # repeated k; softmax(dtype=float32) keeps its output; matmul(P, v) keeps P in q's
@@ -193,10 +204,13 @@ class LayerWalk:
         inner = p.inner
         if p.gated:
             g, u = ups[0], ups[-1] if len(ups) > 1 else Flow(ups[0].nbytes, ups[0].grad)
+            saves = 1 if self.setup.liger else p.activation_saves
             if g.grad:
-                self.save("MLP activations", p.activation_saves * inner * g.nbytes, g)
-            # act(g) * u: the multiply keeps each factor for the other's gradient
-            if u.grad:
+                self.save("MLP activations", saves * inner * g.nbytes, g)
+            # act(g) * u: the multiply keeps each factor for the other's gradient. Liger's
+            # SwiGLU kernel keeps g and u only and recomputes act(g) in backward (source:
+            # liger_kernel/ops/swiglu.py LigerSiLUMulFunction.forward: save_for_backward(a, b)).
+            if u.grad and not self.setup.liger:
                 self.save("MLP activations", inner * g.nbytes)  # act(g)
             if g.grad:
                 self.save("MLP activations", inner * u.nbytes, u)

@@ -6,9 +6,11 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from tuiwiz import speed
 from tuiwiz.estimate import activations as act_mod
 from tuiwiz.estimate import components, layers, parallel, peak, weights
 from tuiwiz.estimate.components import Component
+from tuiwiz.estimate.lengths import TokenLengths, longest_example
 from tuiwiz.estimate.optimizers import optimizer_bytes
 from tuiwiz.estimate.setup import RunSetup, from_config
 from tuiwiz.inspect.arch import ArchSummary
@@ -26,6 +28,16 @@ CUDA_CONTEXT = 768 * MiB
 # (source: torch/csrc/cuda/CublasHandlePool.cpp getChosenWorkspaceSize, 32 MiB on Hopper).
 CUBLAS_WORKSPACES = 64 * MiB
 FRAGMENTATION = components.FRAGMENTATION
+# Model types Liger Kernel patches (liger_kernel/transformers/monkey_patch.py
+# MODEL_TYPE_TO_APPLY_LIGER_FN, liger-kernel 0.8.5; the text models among them).
+LIGER_MODEL_TYPES = frozenset(
+    {
+        "deepseek_v2", "deepseek_v3", "exaone4", "falcon_h1", "gemma", "gemma2", "gemma3",
+        "gemma3_text", "glm4", "gpt_oss", "granite", "hunyuan_v1_dense", "hunyuan_v1_moe",
+        "llama", "ministral", "mistral", "mixtral", "nemotron", "olmo2", "olmo3", "phi3",
+        "qwen2", "qwen3", "qwen3_moe", "qwen3_next", "smollm3",
+    }
+)  # fmt: skip
 
 
 @dataclass
@@ -90,6 +102,11 @@ class Estimate:
                 "mixed_precision": {2: "bf16/fp16", None: "off"}[s.autocast_bytes],
                 "gradient_accumulation_steps": s.grad_accum,
                 "effective_batch_size": self.effective_batch_size,
+                "padding_free": s.padding_free,
+                "packing": s.packing,
+                "liger_kernels": s.liger,
+                "activation_offloading": s.offload,
+                "upcast_unquantized": s.kbit_prepared,
             },
             "launch": {**self.launch.to_json(), "per_gpu": True},
             "notes": self.notes,
@@ -101,19 +118,33 @@ def estimate(
     summary: ArchSummary | None = None,
     device: str = "cuda",
     gpu_count: int | None = None,
+    *,
+    machine: speed.Machine | None = None,
+    lengths: TokenLengths | None = None,
 ) -> Estimate:
     """Estimate the peak memory of one GPU of the run a resolved preset describes: the only GPU
     of a single-process run, or each GPU of a [launch] with several processes (ddp / fsdp).
-    `gpu_count`: the visible GPUs, when already read (for nproc_per_node = "auto")."""
+    `gpu_count`: the visible GPUs, when already read (for nproc_per_node = "auto").
+    `machine`: where `speed = "fast"` is resolved (this machine when None). `lengths`: the
+    dataset's token lengths, when known: batches are no longer than its longest example."""
     launch = launch_of(config, gpu_count)
     if summary is None:
         from tuiwiz.inspect.model import summarize
 
         m = config["model"]
         summary = summarize(m["name_or_path"], m["revision"], m["trust_remote_code"])
-    setup = from_config(config, device)
+    notes = []
+    if speed.speed_of(config) == "fast":
+        machine = machine or speed.this_machine()
+        config = speed.resolve(config, machine)
+        notes.append(speed.summary(config, machine))
+    setup = from_config(config, device, longest=longest_example(lengths))
     lora = lora_plan(summary, config["lora"])
-    return estimate_setup(setup, summary, lora, config["training"], launch)
+    est = estimate_setup(setup, summary, lora, config["training"], launch)
+    est.notes[:0] = notes
+    if lengths is not None:
+        est.notes.append(lengths.note(config["data"]))
+    return est
 
 
 def estimate_setup(
@@ -127,6 +158,11 @@ def estimate_setup(
     plan = layers.plan_layers(summary)
     if plan.approximate:
         notes.append(f"activations are approximate: {plan.approximate}")
+    model_type = str(summary.facts.get("model_type") or "")
+    if setup.liger and model_type not in LIGER_MODEL_TYPES:
+        # transformers' apply_liger_kernel leaves a model type Liger has no kernels for as it is
+        setup = dataclasses.replace(setup, liger=False)
+        notes.append(f"Liger has no kernels for {model_type or 'this model'}: it trains without")
     fsdp = launch.fsdp
     shards = launch.world_size if fsdp else 1
     if fsdp:
@@ -176,7 +212,9 @@ def estimate_setup(
     # cos), and under autocast the bf16 copies of the adapter weights (autocast caches one cast
     # per weight for the whole forward). The (B, 1, S, S) masks are built once per forward but
     # not saved: they are gone before backward.
-    rope = 2 * setup.seq * plan.q_dim // plan.heads * setup.residual_bytes if plan.rope else 0
+    # (one row of batch x seq positions with packing or padding-free batches)
+    positions = setup.seq * (setup.batch if setup.one_row else 1)
+    rope = 2 * positions * plan.q_dim // plan.heads * setup.residual_bytes if plan.rope else 0
     autocast_copies = 0
     if setup.autocast_bytes and setup.adapter_bytes != setup.autocast_bytes:
         autocast_copies = lora.lora_params * setup.autocast_bytes
@@ -208,9 +246,13 @@ def estimate_setup(
         gathered_alive = eval_gathered if phase == "evaluation forward" else 0
     if not setup.checkpointing and p.saved_full > 0:
         notes.append("gradient checkpointing is off: every layer's activations stay in memory")
-    if setup.attn == "sdpa" and setup.packing:
+    if setup.attn == "sdpa" and (setup.packing or (setup.padding_free and setup.batch > 1)):
+        how = "packing" if setup.packing else "padding-free batches"
+        notes.append(f"{how} with sdpa: a (B*S)^2 attention mask; flash_attention_2 avoids it")
+    if p.offloaded:
         notes.append(
-            "packing with sdpa builds a (B*S)^2 attention mask; flash_attention_2 avoids it"
+            f"activation offloading keeps {p.offloaded / (1 << 30):.1f} GiB of activations in "
+            "pinned CPU RAM (the machine needs that much free)"
         )
     cuda = setup.device == "cuda"
     values = {
@@ -243,8 +285,8 @@ def estimate_setup(
         notes.append(parallel.note(launch, setup, shard_4bit))
     comps = components.build(values, setup, w, lora, phase, launch)
     notes.append(
-        "the estimate is for full-length batches (every sequence max_seq_length "
-        "tokens): the worst case; shorter batches use less"
+        f"the estimate is for full-length batches (every sequence {setup.seq} tokens): the "
+        "worst case; shorter batches use less"
     )
     return Estimate(
         params_total=lora.total,

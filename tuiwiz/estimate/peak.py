@@ -23,6 +23,9 @@ TOKEN_TILE = 4096
 VOCAB_TILE = 32768
 # Batch tensors the collator builds: input_ids, labels, attention_mask (int64) per token.
 BATCH_TENSOR_BYTES = 3 * 8
+# source: trl/models/activation_offloading.py get_act_offloading_ctx_manager(max_fwd_stash_size=5):
+# the last five saved tensors stay on the GPU while their copies to CPU RAM finish.
+OFFLOAD_STASH = 5
 
 
 @dataclass(frozen=True)
@@ -33,6 +36,7 @@ class Peak:
     phase: str  # where the peak is
     saved_full: int  # all layers' saved activations, without checkpointing (for advice)
     gathered: int = 0  # FSDP: unsharded parameters alive at the peak (parallel.gathered_by_phase)
+    offloaded: int = 0  # activations kept in pinned CPU RAM instead (activation offloading)
 
 
 def head_buffers(
@@ -110,7 +114,24 @@ def peak(
     head_saved, head_fwd, head_bwd = head
     batch = tokens * BATCH_TENSOR_BYTES
     bwd = layer_backward(setup, plan, act, dequant)
-    if setup.checkpointing:
+    offloaded = 0
+    if setup.offload:
+        # Everything saved for backward goes to CPU RAM as the forward pass goes; the GPU keeps
+        # the last few tensors until their copies finish (the stash) and, in backward, what the
+        # node being computed brought back (trl OffloadActivations, unpack_tensor_with_streams).
+        inputs = [x * tokens for x in act.layer_inputs]
+        largest = max(layers, default=0)
+        if setup.checkpointing:
+            one = max([*inputs, act.final_norm * tokens], default=0)
+            kept = min(len(inputs) + 1, OFFLOAD_STASH) * one + batch
+            # the recomputed layer's input, and the next one's as its copy comes back
+            layer_phase = ("layer recompute + backward", 2 * one + largest + batch, 0, bwd)
+            offloaded = sum(inputs) + act.final_norm * tokens
+        else:
+            kept = largest + batch  # the stash holds a few of one layer's saved tensors
+            layer_phase = ("last layer backward", largest + batch, 0, bwd)
+            offloaded = saved_all
+    elif setup.checkpointing:
         # Non-reentrant checkpointing keeps each layer's input and recomputes one layer's
         # activations at a time in backward (transformers GradientCheckpointingLayer,
         # torch.utils.checkpoint with use_reentrant=False).
@@ -128,4 +149,4 @@ def peak(
     phase, saved, head_bytes, transient = max(
         moments, key=lambda m: m[1] + m[2] + m[3] + gathered.get(m[0], 0)
     )
-    return Peak(saved, head_bytes, transient, phase, saved_all, gathered.get(phase, 0))
+    return Peak(saved, head_bytes, transient, phase, saved_all, gathered.get(phase, 0), offloaded)

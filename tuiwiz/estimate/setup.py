@@ -12,7 +12,9 @@ DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2}
 @dataclass(frozen=True)
 class RunSetup:
     batch: int  # per-device batch size
-    seq: int  # tokens per sequence: max_seq_length (full-length batches, the worst case)
+    # tokens per sequence: max_seq_length (full-length batches, the worst case), or the
+    # dataset's longest example when that is known and shorter (see from_config)
+    seq: int
     grad_accum: int
     checkpointing: bool
     attn: str  # sdpa, eager, flash_attention_2, flash_attention_3
@@ -41,6 +43,17 @@ class RunSetup:
     # (accelerate/accelerator.py prepare_model, "we follow DeepSpeed's strategy to hold the
     # parameters in full precision"), so adapters, their gradients and states are float32.
     trainable_fp32: bool = False
+    # TRL's padding-free batches: the batch's examples joined in one row (as packing does)
+    padding_free: bool = False
+    # Liger's kernels for RMSNorm, SwiGLU and RoPE (use_liger_kernel), which save other tensors
+    liger: bool = False
+    # TRL's activation offloading: saved activations move to CPU RAM during the forward pass
+    offload: bool = False
+
+    @property
+    def one_row(self) -> bool:
+        """Whether the batch is one row of batch x seq tokens (packing and padding-free)."""
+        return self.packing or self.padding_free
 
     @property
     def tokens(self) -> int:
@@ -80,16 +93,21 @@ class RunSetup:
         mask transformers cannot hand sdpa the mask-free causal path. A single sequence, or
         packing (padding-free), has none."""
         if self.padding is not None:
-            return self.padding and not self.packing
-        return self.batch > 1 and not self.packing
+            return self.padding and not self.one_row
+        return self.batch > 1 and not self.one_row
 
 
 def _dtype_bytes(name: str, fallback: int) -> int:
     return DTYPE_BYTES.get(name, fallback)
 
 
-def from_config(config: dict[str, Any], device: str = "cuda") -> RunSetup:
-    """The setup of a resolved preset (tuiwiz.config.validate's output)."""
+def from_config(
+    config: dict[str, Any], device: str = "cuda", longest: int | None = None
+) -> RunSetup:
+    """The setup of a resolved preset (tuiwiz.config.validate's output, with any `speed`
+    shortcut resolved: tuiwiz.speed.resolve). `longest`: the dataset's longest example in
+    tokens, when known: batches are never longer (without packing, which fills every row to
+    max_seq_length)."""
     q, t, data = config["quantization"], config["training"], config["data"]
     quant = "4bit" if q["load_in_4bit"] else "8bit" if q["load_in_8bit"] else "none"
     compute = _dtype_bytes(q["bnb_4bit_compute_dtype"], 2)
@@ -105,9 +123,13 @@ def from_config(config: dict[str, Any], device: str = "cuda") -> RunSetup:
     # builders.training_arguments turns bf16/fp16 off on the CPU; SFTConfig gets bf16=False
     # unless the preset says otherwise.
     mixed = bool(t.get("bf16") or t.get("fp16")) and device == "cuda"
+    packing = bool(data.get("packing", False))
+    seq = int(data["max_seq_length"])
+    if longest is not None and not packing:
+        seq = max(1, min(seq, longest))
     return RunSetup(
         batch=int(t["per_device_train_batch_size"]),
-        seq=int(data["max_seq_length"]),
+        seq=seq,
         grad_accum=int(t.get("gradient_accumulation_steps", 1)),
         checkpointing=bool(t.get("gradient_checkpointing", False)),
         attn=config["model"]["attn_implementation"],
@@ -120,11 +142,15 @@ def from_config(config: dict[str, Any], device: str = "cuda") -> RunSetup:
         optim=str(t.get("optim", "adamw_torch")),
         optim_args=str(t.get("optim_args") or ""),
         lora=dict(config["lora"]),
-        packing=bool(data.get("packing", False)),
+        packing=packing,
         device=device,
         # builders turns evaluation on when [data] validation_split > 0
         evaluates=float(data.get("validation_split", 0.0)) > 0
         or str(t.get("eval_strategy", "no")) not in ("no", "IntervalStrategy.NO"),
         eval_batch=int(t.get("per_device_eval_batch_size") or 8),
         quant_storage=q.get("bnb_4bit_quant_storage"),
+        kbit_prepared=bool(q.get("upcast_unquantized", True)),
+        padding_free=bool(t.get("padding_free", False)),
+        liger=bool(t.get("use_liger_kernel", False)),
+        offload=bool(t.get("activation_offloading", False)),
     )

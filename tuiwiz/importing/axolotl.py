@@ -28,11 +28,31 @@ def convert(conv: Conversion) -> None:
     _batch_and_schedule(conv)
     _intervals(conv)
     _loggers(conv)
+    _speed(conv)
     common.distributed(conv)
     _renamed(conv)
     conv.drop_known(NOT_CARRIED)
     conv.drop_prefixed(PREFIXES_NOT_CARRIED)
     conv.finish()
+
+
+def _speed(conv: Conversion) -> None:
+    """Liger's kernels (axolotl's LigerPlugin options), length-grouped batches and activation
+    offloading, which tuiwiz has too; Liger's fused cross-entropy stays TRL's fused LM head."""
+    common.speed_options(conv, common.LIGER_KERNEL_KEYS, "group_by_length")
+    value = conv.take("liger_fused_linear_cross_entropy")
+    if value is not None:
+        conv.dropped("liger_fused_linear_cross_entropy", common.LIGER_LOSS_WHY)
+    value = conv.take("activation_offloading")
+    if value is True:
+        conv.translated("activation_offloading", value, {"training.activation_offloading": True})
+    elif value is False:
+        conv.carried.append("activation_offloading")
+    elif value is not None:
+        conv.dropped(
+            "activation_offloading",
+            f"{shown(value)}: tuiwiz offloads activations to CPU RAM (true) or not at all",
+        )
 
 
 def _renamed(conv: Conversion) -> None:

@@ -117,3 +117,33 @@ def distributed(conv: Conversion) -> None:
             'tuiwiz trains with DDP or FSDP, not DeepSpeed: [launch] strategy = "fsdp" shards '
             "a model too large for one GPU",
         )
+
+
+# axolotl's Liger options (through its LigerPlugin) for the kernels TRL's use_liger_kernel applies.
+LIGER_KERNEL_KEYS = ("liger_rope", "liger_rms_norm", "liger_glu_activation", "liger_layer_norm")
+LIGER_LOSS_WHY = (
+    "TRL computes the loss with its own fused, chunked LM head and keeps Liger's fused "
+    "cross-entropy off: only one of them may patch the model"
+)
+
+
+def speed_options(conv: Conversion, liger_keys: tuple[str, ...], group_key: str | None) -> None:
+    """Liger's kernels and length-grouped batches, where the other tool has them:
+    use_liger_kernel and train_sampling_strategy = "group_by_length" (tuiwiz.speed)."""
+    for key in liger_keys:
+        value = conv.take(key)
+        if value is True:
+            conv.translated(key, value, {"training.use_liger_kernel": True})
+        elif value is False:
+            conv.carried.append(key)  # off in both tools
+        elif value is not None:
+            conv.dropped(key, f"{shown(value)} is not true or false")
+    if group_key is None:
+        return
+    value = conv.take(group_key)
+    if value is True:
+        conv.translated(group_key, value, {"training.train_sampling_strategy": "group_by_length"})
+    elif value is False:
+        conv.carried.append(group_key)
+    elif value is not None:
+        conv.dropped(group_key, f"{shown(value)} is not true or false")

@@ -30,6 +30,7 @@ def convert(conv: Conversion) -> None:
     convert_dataset(conv, stage)
     _data_settings(conv, stage)
     _training(conv)
+    common.speed_options(conv, ("enable_liger_kernel",), None)
     common.distributed(conv)
     conv.drop_known(NOT_CARRIED)
     conv.drop_prefixed(PREFIXES_NOT_CARRIED)

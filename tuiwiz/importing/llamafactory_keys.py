@@ -64,7 +64,6 @@ NOT_CARRIED = {
     "mixture_of_depths": _NOT_SUPPORTED,
     "use_unsloth": "unsloth is not supported",
     "use_unsloth_gc": "unsloth is not supported",
-    "enable_liger_kernel": "Liger kernels are not supported",
     "use_v1_kernels": _NOT_SUPPORTED,
     "moe_aux_loss_coef": _NOT_SUPPORTED,
     "use_reentrant_gc": "tuiwiz uses non-reentrant gradient checkpointing",

@@ -115,10 +115,26 @@ def checkpointing_settings(training: dict[str, Any]) -> tuple[bool, dict[str, An
     return bool(training.get("gradient_checkpointing")), dict(kwargs)
 
 
+def resolve_speed(config: dict[str, Any]):
+    """Turn `[training] speed` into the options it stands for on this machine, in `config`
+    itself (the run records it as preset.toml), and refuse options this machine cannot run.
+    Both builders call it first; a resolved configuration is left as it is. Returns the
+    machine it resolved for."""
+    from tuiwiz import speed
+
+    machine = speed.this_machine(cuda=device_kind() == "cuda")
+    speed.resolve_in_place(config, machine)
+    found = speed.problems(config, machine)
+    if found:
+        raise ConfigError(found[0])
+    return machine
+
+
 def load_model(path: str, config: dict[str, Any]):
     """The base model, quantized as the preset says, prepared for k-bit training, with LoRA."""
     from peft import LoraConfig, get_peft_model, prepare_model_for_kbit_training
 
+    resolve_speed(config)  # the attention kernel is chosen at load time
     lora, training = config["lora"], config["training"]
     quantization = bnb_config(config["quantization"])
     model = load_base_model(path, config)
@@ -128,13 +144,16 @@ def load_model(path: str, config: dict[str, Any]):
         # weight in the storage dtype: prepare_model_for_kbit_training would upcast the
         # non-quantized ones to float32, which FSDP cannot shard together with the rest.
         pass
-    elif quantization is not None:
+    elif quantization is not None and config["quantization"]["upcast_unquantized"]:
         model = prepare_model_for_kbit_training(
             model,
             use_gradient_checkpointing=checkpointing,
             gradient_checkpointing_kwargs=checkpointing_kwargs,
         )
     elif checkpointing:
+        # Without quantization, or with upcast_unquantized = false: the weights that are not
+        # quantized stay in the model's dtype (get_peft_model freezes them all, as
+        # prepare_model_for_kbit_training would).
         model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=checkpointing_kwargs)
         model.enable_input_require_grads()
     peft_config = LoraConfig(
@@ -170,8 +189,19 @@ def training_arguments(
     """SFTConfig from [training] plus what tuiwiz manages; errors become ConfigError."""
     from trl import SFTConfig
 
+    from tuiwiz import speed
+
+    machine = resolve_speed(config)
+    if speed.speed_of(config) == "fast":
+        notice(speed.summary(config, machine))
     training = dict(config["training"])
+    training.pop("speed", None)  # tuiwiz's own key, resolved above
     data = config["data"]
+    max_length = data["max_seq_length"]
+    if training.get("padding_free") and not data["packing"]:
+        # tuiwiz cut every example at max_seq_length when it tokenized them (tuiwiz.data.prepare);
+        # TRL refuses padding_free with a max_length it would not enforce itself.
+        max_length = None
     on_cpu = device_kind() == "cpu"
     if on_cpu:
         for precision in ("bf16", "fp16", "tf32"):
@@ -217,7 +247,7 @@ def training_arguments(
     try:
         return SFTConfig(
             output_dir=str(output_dir),
-            max_length=data["max_seq_length"],
+            max_length=max_length,
             packing=data["packing"],
             include_num_input_tokens_seen="non_padding",
             disable_tqdm=True,

@@ -70,6 +70,8 @@ def run_checks(config: dict[str, Any], run: RunDir, handshake: Handshake, resume
     from tuiwiz.train import builders, registry
 
     compat.check_training_process(SFTTrainer)  # the libraries as tuiwiz knows them, first
+    # `speed = "fast"` becomes the options it stands for here, before preset.toml records them.
+    builders.resolve_speed(config)
     say = handshake.progress
     model_ref = config["model"]["name_or_path"]
     if config["model"]["trust_remote_code"]:

@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from tuiwiz import config as cfg
+from tuiwiz import speed
 from tuiwiz.bundled import DEMO_DATA, DEMO_MODEL
 from tuiwiz.errors import ConfigError
 
@@ -60,6 +61,8 @@ OPTIMIZERS = (
     "sgd",
 )
 PRECISIONS = ("bf16", "fp16", "fp32")
+# batch_rebalance is for several GPUs: set it in the preset
+SAMPLING = ("random", "group_by_length", "sequential")
 QUANT_MODES = ("4-bit", "8-bit", "none")
 
 
@@ -96,6 +99,7 @@ FIELDS: dict[str, FieldSpec] = {
         ),
         FieldSpec("quantization.bnb_4bit_use_double_quant", "bool"),
         FieldSpec("quantization.bnb_4bit_compute_dtype", "choice", cfg.DTYPES),
+        FieldSpec("quantization.upcast_unquantized", "bool"),
         FieldSpec("lora.r", "int"),
         FieldSpec("lora.lora_alpha", "number"),
         FieldSpec("lora.lora_dropout", "number"),
@@ -106,6 +110,7 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("training.per_device_train_batch_size", "int"),
         FieldSpec("training.gradient_accumulation_steps", "int"),
         FieldSpec("training.gradient_checkpointing", "bool"),
+        FieldSpec("training.activation_offloading", "bool"),
         FieldSpec("training.learning_rate", "float"),
         FieldSpec("training.lr_scheduler_type", "choice", SCHEDULERS),
         FieldSpec("training.warmup_steps", "number"),
@@ -116,6 +121,10 @@ FIELDS: dict[str, FieldSpec] = {
         FieldSpec("training.save_steps", "int"),
         FieldSpec("training.logging_steps", "int"),
         FieldSpec("training.seed", "int"),
+        FieldSpec("training.speed", "choice", speed.SPEEDS),
+        FieldSpec("training.padding_free", "bool"),
+        FieldSpec("training.use_liger_kernel", "bool"),
+        FieldSpec("training.train_sampling_strategy", "choice", SAMPLING),
     )
 }
 
@@ -196,7 +205,7 @@ class Draft:
         if name in table:
             return table[name]
         if section == "training":
-            return cfg.TRAINING_DEFAULTS.get(name)
+            return cfg.TRAINING_DEFAULTS.get(name, cfg.TRAINING_OPTION_DEFAULTS.get(name))
         key_spec = cfg.SCHEMA.get(section, {}).get(name)
         return copy.deepcopy(key_spec.default) if key_spec else None
 

@@ -30,6 +30,7 @@ class QuantLoraStep(StepScreen):
         yield FieldRow("quantization.bnb_4bit_quant_type", "4-bit type")
         yield FieldRow("quantization.bnb_4bit_use_double_quant", "Double quantization")
         yield FieldRow("quantization.bnb_4bit_compute_dtype", "Compute dtype")
+        yield FieldRow("quantization.upcast_unquantized", "Upcast to float32")
         yield Static("LoRA adapter", classes="section-title")
         yield FieldRow("lora.r", "Rank r")
         yield FieldRow("lora.lora_alpha", "Alpha")
@@ -46,6 +47,8 @@ class QuantLoraStep(StepScreen):
         four_bit = self.draft.get("quantization.mode") == "4-bit"
         for key in FOUR_BIT_ONLY:
             self.query_one("#f-" + key.replace(".", "-")).disabled = not four_bit
+        quantized = self.draft.get("quantization.mode") != "none"
+        self.query_one("#f-quantization-upcast_unquantized").disabled = not quantized
         r, alpha = self.draft.get("lora.r"), self.draft.get("lora.lora_alpha")
         scale = self.query_one("#scale", Static)
         try:

@@ -21,20 +21,30 @@ from tuiwiz.ui.workers import in_thread
 BAR_WIDTH = 30
 
 
-def check_memory(resolved: dict[str, Any]) -> dict[str, Any]:
+def check_memory(resolved: dict[str, Any], lengths=None) -> dict[str, Any]:
     """Estimate, GPU readings and suggestions: everything the memory panel shows. The run uses
-    the first nproc_per_node visible GPUs; the tightest of them decides the suggestions."""
+    the first nproc_per_node visible GPUs; the tightest of them decides the suggestions.
+    `lengths`: the Dataset step's token lengths (tuiwiz.estimate.lengths.TokenLengths), if read."""
+    from tuiwiz import speed
     from tuiwiz.estimate import estimate, suggest
     from tuiwiz.estimate.parallel import used_gpus
     from tuiwiz.gpu import read_gpus
 
     gpus = read_gpus()
-    est = estimate(resolved, gpu_count=len(gpus.gpus))
+    machine = speed.this_machine(cuda=gpus.available)
+    est = estimate(resolved, gpu_count=len(gpus.gpus), machine=machine, lengths=lengths)
     used, unused, missing = used_gpus(gpus.gpus, est.launch.nproc_per_node)
     free = min((g.free_bytes for g in used), default=None)
     advice = []
     if free is not None:
-        advice = suggest(resolved, free, base=est, gpus_free=[g.free_bytes for g in gpus.gpus])
+        advice = suggest(
+            resolved,
+            free,
+            base=est,
+            gpus_free=[g.free_bytes for g in gpus.gpus],
+            machine=machine,
+            lengths=lengths,
+        )
     return {
         "estimate": est,
         "gpus": gpus,
@@ -208,8 +218,10 @@ class ReviewStep(StepScreen):
             self.query_one("#toml", Static).update(
                 Syntax(toml_text, "toml", theme="ansi_dark", background_color="default")
             )
+        lengths = self.data_lengths()
+        shape = None if lengths is None else (len(lengths.lengths), lengths.longest)
         item = self.app.lookup(  # type: ignore[attr-defined]
-            "memory", (toml_text, self.checks), lambda: check_memory(resolved)
+            "memory", (toml_text, self.checks, shape), lambda: check_memory(resolved, lengths)
         )
         memory = self.query_one("#memory", Static)
         if not item.done:
@@ -221,6 +233,17 @@ class ReviewStep(StepScreen):
             self.memory = item.value
             memory.update(memory_text(item.value))
             self.query_one("#suggestions", Static).update(suggestions_text(item.value))
+
+    def data_lengths(self):
+        """The Dataset step's token lengths when it has read them (never started from here:
+        the estimate needs only the model)."""
+        from tuiwiz.estimate.lengths import TokenLengths
+        from tuiwiz.ui import background
+
+        item = self.app.lookups.get("data", background.data_key(self.draft))  # type: ignore[attr-defined]
+        if item is None or not item.done or item.error or item.value is None:
+            return None
+        return TokenLengths.from_preview(item.value)
 
     # --- actions ----------------------------------------------------------------------------
 

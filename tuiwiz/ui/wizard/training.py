@@ -20,6 +20,7 @@ FIELDS = (
     ("training.per_device_train_batch_size", "Batch size"),
     ("training.gradient_accumulation_steps", "Grad accumulation"),
     ("training.gradient_checkpointing", "Grad checkpointing"),
+    ("training.activation_offloading", "Offload activations"),
     ("training.learning_rate", "Learning rate"),
     ("training.lr_scheduler_type", "Scheduler"),
     ("training.warmup_steps", "Warmup"),
@@ -30,6 +31,12 @@ FIELDS = (
     ("training.save_steps", "Save every (steps)"),
     ("training.logging_steps", "Log every (steps)"),
     ("training.seed", "Seed"),
+)
+SPEED_FIELDS = (
+    ("training.speed", "Speed"),
+    ("training.padding_free", "Padding-free"),
+    ("training.use_liger_kernel", "Liger kernels"),
+    ("training.train_sampling_strategy", "Batch sampling"),
 )
 
 
@@ -68,6 +75,8 @@ def derived_text(app, draft) -> Text:
     text.append(f"Effective batch size: {effective}", "bold")
     gpus = f" × {world} GPUs" if world > 1 else ""
     text.append(f" ({batch} per step × {accum} accumulated{gpus})\n")
+    if draft.get("training.speed") == "fast":
+        text.append_text(fast_line(app, draft))
     item = app.data_preview()
     if not item.done:
         text.append("Steps per epoch: reading the dataset…", "dim")
@@ -102,6 +111,26 @@ def derived_text(app, draft) -> Text:
     return text
 
 
+def fast_line(app, draft) -> Text:
+    """What speed = fast turns into on this machine (with the options the preset sets)."""
+    from tuiwiz import speed
+    from tuiwiz.errors import ConfigError
+    from tuiwiz.launch import visible_gpus
+
+    gpus = app.lookup("gpu-count", (), visible_gpus)
+    if not gpus.done:
+        return Text("Speed fast: reading the GPUs…\n", "dim")
+    try:
+        config = draft.for_estimate()
+    except ConfigError:
+        config = None
+    if config is None:
+        return Text("")
+    machine = speed.this_machine(cuda=bool(gpus.value))
+    line = speed.summary(speed.resolve(config, machine), machine)
+    return Text("Speed " + line.removeprefix("speed = ") + "\n", "bold")
+
+
 def _throughput(model: str):
     from tuiwiz.train.history import measured_throughput
 
@@ -117,6 +146,9 @@ class TrainingStep(StepScreen):
     def compose_form(self) -> ComposeResult:
         yield Static("Training", classes="section-title")
         for key, label in FIELDS:
+            yield FieldRow(key, label)
+        yield Static("Speed options", classes="section-title")
+        for key, label in SPEED_FIELDS:
             yield FieldRow(key, label)
         yield Static("", id="derived", classes="derived")
 
