@@ -24,14 +24,16 @@ screenshots: $(STAMP)
 	$(BIN)/python tools/screenshots.py
 	$(BIN)/python tools/browser_screenshots.py  # needs chromium (apt-get install chromium)
 
-# The whole suite (real QLoRA trainings of the demo model included); the 15 slowest tests are
-# printed, so that the next slowdown shows.
+# The whole suite (real QLoRA trainings of the demo model included), on every core (at most 4
+# workers; a test module's tests stay on one worker, so its shared runs are trained once); the
+# 15 slowest tests are printed, so that the next slowdown shows.
+PYTEST_WORKERS := -n auto --maxprocesses=4 --dist loadscope
 test: $(STAMP)
-	$(BIN)/python -m pytest -q --durations=15
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) --durations=15
 
 # The edit loop: everything but the tests that train (pytest -m e2e runs those).
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not e2e" --durations=10
+	$(BIN)/python -m pytest -q $(PYTEST_WORKERS) -m "not e2e" --durations=10
 
 lint: $(STAMP)
 	$(BIN)/ruff check tuiwiz tests bench tools

@@ -131,7 +131,7 @@ def random_model(name: str, folder: Path, with_tokenizer: bool = True) -> Path:
         (staging / "source-config.json").unlink()
         staging.rename(target)
     if with_tokenizer and not (target / "tokenizer.json").is_file():
-        from tuiwiz.demo import build_tokenizer
+        from tuiwiz.demo.build import build_tokenizer
 
         tokenizer = build_tokenizer()
         tokenizer.model_max_length = 1 << 20  # the data's lengths are the bench's business

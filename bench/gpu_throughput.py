@@ -186,7 +186,7 @@ def measure(
 
 def data_summary(rows: list[dict]) -> dict:
     from tuiwiz.demo import alpaca_user_content as user
-    from tuiwiz.demo import build_tokenizer
+    from tuiwiz.demo.build import build_tokenizer
 
     tokenizer = build_tokenizer()
     tokenizer.model_max_length = 1 << 20

@@ -33,12 +33,18 @@ def private_dirs(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 @pytest.fixture(scope="session")
 def demo_model() -> Path:
     """The bundled demo model, built once per test session."""
+    import fcntl
+
     previous = os.environ.get("TUIWIZ_CACHE_DIR")
     os.environ["TUIWIZ_CACHE_DIR"] = str(SESSION_CACHE)
+    SESSION_CACHE.mkdir(parents=True, exist_ok=True)
     try:
         from tuiwiz.demo import ensure_demo_model
 
-        return ensure_demo_model()
+        # With pytest-xdist, one worker builds it while the others wait, then find it built.
+        with (SESSION_CACHE / ".demo-build.lock").open("w") as lock:
+            fcntl.flock(lock, fcntl.LOCK_EX)
+            return ensure_demo_model()
     finally:
         if previous is None:
             os.environ.pop("TUIWIZ_CACHE_DIR", None)

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -77,12 +80,22 @@ def test_txt_is_one_text_per_line_and_directories_concatenate(tmp_path: Path):
     assert rows == [{"text": "first line"}, {"text": "second line"}, {"text": "third"}]
 
 
-def test_hub_id_while_offline_is_one_line(monkeypatch):
-    monkeypatch.setenv("HF_DATASETS_OFFLINE", "1")
-    with pytest.raises(DataError) as info:
-        readers.read_rows("someone/no-such-dataset-xyz")
-    assert "cannot load from the Hugging Face Hub" in str(info.value)
-    assert "\n" not in str(info.value)
+def test_hub_id_while_offline_is_one_line():
+    """In a process of its own: datasets reads HF_DATASETS_OFFLINE when it is imported (set
+    later, it would retry the network for seconds)."""
+    code = (
+        "from tuiwiz.data import readers\n"
+        "try:\n"
+        "    readers.read_rows('someone/no-such-dataset-xyz')\n"
+        "except Exception as e:\n"
+        "    print(type(e).__name__); print(e)\n"
+    )
+    env = {**os.environ, "HF_DATASETS_OFFLINE": "1", "HF_HUB_OFFLINE": "1"}
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, env=env, timeout=120
+    ).stdout.splitlines()
+    assert out[0] == "DataError"
+    assert "cannot load from the Hugging Face Hub" in out[1] and len(out) == 2
 
 
 # --- formats -------------------------------------------------------------------------------
