@@ -153,31 +153,61 @@ def _is_text(example: Example) -> bool:
     return True
 
 
+class Normalizer:
+    """Rows to examples, one at a time: the format is detected and the columns are checked
+    from the first rows (`start`), then each row converts or is counted as skipped."""
+
+    HEAD = 20  # rows the detection and the column checks look at
+
+    def __init__(self, fmt: str, columns: dict[str, str], source: str) -> None:
+        self.format, self.columns, self.source = fmt, columns, source
+        self.skipped: dict[str, int] = {}
+        self.examples = 0
+
+    def start(self, head: list[dict[str, Any]]) -> None:
+        """Detect the format (when auto) and check the columns, from the first rows."""
+        if self.format == "auto":
+            self.format, _ = detect(head, self.columns, self.source)
+        fmt, columns = self.format, self.columns
+        seen: set[str] = set().union(*(row.keys() for row in head[: self.HEAD]))
+        _check_mapped_columns(columns, [*REQUIRED[fmt], *OPTIONAL.get(fmt, ())], seen, self.source)
+        missing = [c for c in REQUIRED[fmt] if _column(c, columns) not in seen]  # all unmapped
+        if missing:
+            raise DataError(
+                f"{self.source}: format '{fmt}' needs column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}, found {_found(seen)}; "
+                f'map yours with [data] columns = {{{missing[0]} = "your_column"}}'
+            )
+
+    def convert(self, row: dict[str, Any]) -> Example | None:
+        """The row's example, or None when it is skipped (and counted by reason)."""
+        example = to_example(row, self.format, self.columns)
+        if not isinstance(example, str) and not _is_text(example):
+            example = BROKEN_TEXT
+        if isinstance(example, str):
+            self.skipped[example] = self.skipped.get(example, 0) + 1
+            return None
+        self.examples += 1
+        return example
+
+    @property
+    def rows(self) -> int:
+        """Rows converted so far, used or skipped."""
+        return self.examples + sum(self.skipped.values())
+
+    def finish(self) -> None:
+        """Raise when no row was usable."""
+        if not self.examples:
+            reasons = "; ".join(f"{n} {why}" for why, n in self.skipped.items())
+            raise DataError(f"{self.source}: no usable rows for format '{self.format}' ({reasons})")
+
+
 def normalize(
     rows: list[dict[str, Any]], fmt: str, columns: dict[str, str], source: str
 ) -> Normalized:
     """Turn rows into examples; rows that cannot be used are skipped and counted by reason."""
-    if fmt == "auto":
-        fmt, _ = detect(rows, columns, source)
-    seen: set[str] = set().union(*(row.keys() for row in rows[:20]))
-    _check_mapped_columns(columns, [*REQUIRED[fmt], *OPTIONAL.get(fmt, ())], seen, source)
-    missing = [c for c in REQUIRED[fmt] if _column(c, columns) not in seen]  # all unmapped
-    if missing:
-        raise DataError(
-            f"{source}: format '{fmt}' needs column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}, found {_found(seen)}; "
-            f'map yours with [data] columns = {{{missing[0]} = "your_column"}}'
-        )
-    result = Normalized(fmt, [])
-    for row in rows:
-        example = to_example(row, fmt, columns)
-        if not isinstance(example, str) and not _is_text(example):
-            example = BROKEN_TEXT
-        if isinstance(example, str):
-            result.skipped[example] = result.skipped.get(example, 0) + 1
-        else:
-            result.examples.append(example)
-    if not result.examples:
-        reasons = "; ".join(f"{n} {why}" for why, n in result.skipped.items())
-        raise DataError(f"{source}: no usable rows for format '{fmt}' ({reasons})")
-    return result
+    normalizer = Normalizer(fmt, columns, source)
+    normalizer.start(rows[: Normalizer.HEAD])
+    examples = [e for e in map(normalizer.convert, rows) if e is not None]
+    normalizer.finish()
+    return Normalized(normalizer.format, examples, normalizer.skipped)
