@@ -129,7 +129,8 @@ def prepare(
     if cached is not None:
         dataset, report = cached
         log(f"data: {report.examples} examples from the tokenization cache ({folder})")
-        report_progress(Progress("tokenizing", report.examples, report.examples, 0.0, 0.0, 1.0))
+        if progress is not None:  # done: overwrites what an earlier attempt left in a status
+            progress(Progress("tokenizing", report.examples, report.examples, 0.0, 0.0, 1.0))
     else:
         if examples is None or not examples.usable():
             examples = load_examples(data, report_progress)
@@ -163,7 +164,7 @@ class _Reporter:
 
     def __init__(self, log: Callable[[str], None], progress: Callable[[Progress], None] | None):
         self.progress = progress
-        self.log_line = Throttled(lambda p: log(f"data: {p.line()}"), LOG_EVERY)
+        self.log_line = Throttled(lambda p: log(f"data: {p.line()}"), LOG_EVERY, quiet_start=True)
 
     def __call__(self, progress: Progress) -> None:
         if self.progress is not None:

@@ -87,16 +87,18 @@ class Meter:
 
 
 class Throttled:
-    """A callback called at most every `every` seconds, and whenever a phase ends."""
+    """A callback called at most every `every` seconds, and whenever a phase ends; `quiet_start`:
+    not at once either (a log that already said what starts)."""
 
     def __init__(
         self,
         callback: Callable[[Progress], None],
         every: float,
         clock: Callable[[], float] = time.monotonic,
+        quiet_start: bool = False,
     ) -> None:
         self.callback, self.every, self.clock = callback, every, clock
-        self.last: float | None = None
+        self.last: float | None = clock() if quiet_start else None
 
     def __call__(self, progress: Progress) -> None:
         now = self.clock()
