@@ -150,7 +150,8 @@ class Analysis:
     def bind(self, target: Any, kind: int) -> None:
         from jinja2 import nodes as n
 
-        for name in target.find_all(n.Name):
+        names = [target] if isinstance(target, n.Name) else list(target.find_all(n.Name))
+        for name in names:
             self.names[name.name] = max(self.names.get(name.name, SAFE), kind)
 
     def test(self, node: Any) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 import itertools
 import os
 import shutil
+import socket
 import tempfile
 import weakref
 from collections.abc import Callable, Iterator
@@ -213,7 +214,7 @@ def make_workdir() -> Path | None:
     try:
         base.mkdir(parents=True, exist_ok=True)
         sweep_workdirs(base)
-        return Path(tempfile.mkdtemp(dir=base, prefix=f"{WORK_PREFIX}{os.getpid()}-"))
+        return Path(tempfile.mkdtemp(dir=base, prefix=f"{WORK_PREFIX}{_owner()}-"))
     except OSError:
         pass
     try:
@@ -222,13 +223,20 @@ def make_workdir() -> Path | None:
         return None
 
 
+def _owner() -> str:
+    """pid@host: a cache folder may be shared by machines (a cluster's home directory)."""
+    return f"{os.getpid()}@{socket.gethostname()}"
+
+
 def sweep_workdirs(base: Path) -> None:
-    """Remove the working folders of processes that are gone (killed before cleaning up)."""
-    for entry in base.glob(f"{WORK_PREFIX}*"):
-        try:
-            pid = int(entry.name[len(WORK_PREFIX) :].split("-", 1)[0])
-        except ValueError:
+    """Remove the working folders that processes of this machine left behind when they were
+    killed before cleaning up (their pid is gone)."""
+    host = socket.gethostname()
+    for entry in base.glob(f"{WORK_PREFIX}*@*"):
+        pid_text, _, rest = entry.name[len(WORK_PREFIX) :].partition("@")
+        if rest.rsplit("-", 1)[0] != host or not pid_text.isdigit():
             continue
+        pid = int(pid_text)
         if pid != os.getpid() and not _alive(pid):
             shutil.rmtree(entry, ignore_errors=True)
 

@@ -156,3 +156,29 @@ def status_line(status: dict[str, Any]) -> str | None:
         return None
     progress = from_status(status)
     return f"preparing data: {progress.line()}" if progress else None
+
+
+class PrepareWatcher:
+    """For whatever follows a run (`tuiwiz run`): call poll() often; `show` gets the run's
+    preparation line (status_line) when it changed, at most every `every` seconds."""
+
+    def __init__(
+        self,
+        status: Callable[[], dict[str, Any]],
+        show: Callable[[str], None],
+        every: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.status, self.show, self.every, self.clock = status, show, every, clock
+        self.shown: str | None = None
+        self.last: float | None = None
+
+    def poll(self) -> None:
+        now = self.clock()
+        if self.last is not None and now - self.last < self.every:
+            return
+        self.last = now
+        line = status_line(self.status())
+        if line is not None and line != self.shown:
+            self.shown = line
+            self.show(line)

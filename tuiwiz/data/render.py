@@ -86,8 +86,8 @@ def render(example: Example, tokenizer: Any, train_on_prompt: bool = False) -> l
     return renderer_for(tokenizer).render(example, train_on_prompt)
 
 
-PLACEHOLDER = re.compile("\ue000(\\d+)\ue001")
-MARKS = ("\ue000", "\ue001")  # private-use characters that delimit a placeholder
+PLACEHOLDER = re.compile("\ufdd0(\\d+)\ufdd1")
+MARKS = ("\ufdd0", "\ufdd1")  # noncharacters (never in text) that delimit a placeholder
 
 
 def _placeholder(i: int) -> str:

@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
+from tuiwiz.data.progress import Progress
 from tuiwiz.gpu import GpuReading, GpuStatus
 from tuiwiz.ui.dashboard.model import RunView, duration, loss, size
 
@@ -80,6 +81,7 @@ class Numbers:
 
     state: str = "unknown"
     now: float = 0.0
+    prepare: Progress | None = None  # the data preparation's, while the run prepares it
 
 
 class StatsPanel(DashPanel):
@@ -90,8 +92,10 @@ class StatsPanel(DashPanel):
         self.view = view
         self.numbers = Numbers()
 
-    def update_numbers(self, view: RunView, state: str, now: float) -> None:
-        self.view, self.numbers = view, Numbers(state, now)
+    def update_numbers(
+        self, view: RunView, state: str, now: float, prepare: Progress | None = None
+    ) -> None:
+        self.view, self.numbers = view, Numbers(state, now, prepare)
         self.changed()
 
     def content(self, width: int) -> Text:
@@ -108,7 +112,27 @@ class StatsPanel(DashPanel):
             text.append("\n")
 
         step, total = v.step, v.max_steps
-        if step is None:
+        prepare = self.numbers.prepare if state in ("running", "stopping") else None
+        if step is None and prepare is not None and prepare.fraction < 1:
+            head = f"{prepare.phase} "
+            percent = f" {prepare.fraction:4.0%}"
+            room = width - 9 - len(head) - len(percent)
+            row(
+                "data",
+                (head, ""),
+                (bar(prepare.fraction, room) if room >= 4 else "", self.style_of("bar")),
+                (percent if room >= 4 else "", ""),
+            )
+            of = f" of {prepare.total:,}" if prepare.total else ""
+            left = f" · {duration(prepare.eta_seconds)} left" if prepare.eta_seconds else ""
+            row(
+                "",
+                (f"{prepare.done:,}{of}", ""),
+                (f" · {prepare.rows_per_second:,.0f}/s{left}", muted),
+            )
+        elif step is None and prepare is not None:
+            row("step", ("data ready; loading the model", muted))
+        elif step is None:
             row("step", ("loading model and data", muted))
         elif total:
             head = f"{step} / {total} "
