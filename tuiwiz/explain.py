@@ -485,7 +485,7 @@ _ENTRIES = (
             "whatever the number."
         ),
         range='"auto" or a number of processes >= 1',
-        default='"auto" (the available cores, at most 8; 1 below 10,000 examples)',
+        default="auto (the available cores, at most 8; 1 below 10,000 examples)",
     ),
     # --- training --------------------------------------------------------------------------------
     Explanation(

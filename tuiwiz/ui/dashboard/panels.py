@@ -113,7 +113,8 @@ class StatsPanel(DashPanel):
 
         step, total = v.step, v.max_steps
         prepare = self.numbers.prepare if state in ("running", "stopping") else None
-        if step is None and prepare is not None and prepare.fraction < 1:
+        preparing = step is None and prepare is not None and prepare.fraction < 1
+        if preparing:  # the data's progress, in the rows the steps and epochs take later
             head = f"{prepare.phase} "
             percent = f" {prepare.fraction:4.0%}"
             room = width - 9 - len(head) - len(percent)
@@ -124,12 +125,9 @@ class StatsPanel(DashPanel):
                 (percent if room >= 4 else "", ""),
             )
             of = f" of {prepare.total:,}" if prepare.total else ""
+            row("", (f"{prepare.done:,}{of}", ""))
             left = f" · {duration(prepare.eta_seconds)} left" if prepare.eta_seconds else ""
-            row(
-                "",
-                (f"{prepare.done:,}{of}", ""),
-                (f" · {prepare.rows_per_second:,.0f}/s{left}", muted),
-            )
+            row("", (f"{prepare.rows_per_second:,.0f}/s", ""), (left, muted))
         elif step is None and prepare is not None:
             row("step", ("data ready; loading the model", muted))
         elif step is None:
@@ -148,7 +146,8 @@ class StatsPanel(DashPanel):
             row("step", (str(step), ""))
         total_epochs = v.total_epochs
         of = f" / {total_epochs:.2f}" if total_epochs else ""
-        row("epoch", (f"{v.epoch:.2f}{of}" if v.epoch is not None else "-", ""))
+        if not preparing:
+            row("epoch", (f"{v.epoch:.2f}{of}" if v.epoch is not None else "-", ""))
         last = v.train[-1][1] if v.train else None
         if v.evals:
             evals = f"   eval {loss(v.evals[-1][1])}"
