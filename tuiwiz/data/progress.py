@@ -28,9 +28,13 @@ class Progress:
     def line(self) -> str:
         """One line for a log or a terminal: "tokenizing 340,000 / 1,000,000 examples (34%),
         5,210/s, 2m07s left"."""
+        return f"{self.phase} {self.counts()}"
+
+    def counts(self) -> str:
+        """The line without its phase: "340,000 / 1,000,000 examples (34%), 5,210/s, ..."."""
         unit = "rows" if self.phase == "reading" else "examples"
         count = f"{self.done:,} / {self.total:,}" if self.total else f"{self.done:,}"
-        parts = [f"{self.phase} {count} {unit} ({self.fraction:.0%})"]
+        parts = [f"{count} {unit} ({self.fraction:.0%})"]
         if self.rows_per_second > 0:
             parts.append(f"{self.rows_per_second:,.0f}/s")
         if self.eta_seconds is not None and self.fraction < 1:

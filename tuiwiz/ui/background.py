@@ -72,7 +72,7 @@ def load_preview(key: tuple, draft_data: dict[str, Any], model: dict[str, Any]):
     def report(progress) -> None:
         done = progress.fraction >= 1
         tail = f"; measuring token lengths on a sample of up to {SAMPLE:,}" if done else ""
-        _preview_progress[key] = f"{progress.line()}{tail}"
+        _preview_progress[key] = f"{progress.counts()}{tail}"
 
     path = resolve_model(model["name_or_path"])
     data = {**draft_data, "path": resolve_data(draft_data["path"])}
