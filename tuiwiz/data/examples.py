@@ -189,7 +189,10 @@ class _Writer:
 
         if not examples:
             return
-        batch = pa.RecordBatch.from_pydict(to_columns(examples, self.kind), schema=self.schema)
+        if self.kind == "messages":  # built from flat arrays: much faster than from dicts
+            batch = pa.RecordBatch.from_arrays([_messages_array(examples)], schema=self.schema)
+        else:
+            batch = pa.RecordBatch.from_pydict(to_columns(examples, self.kind), schema=self.schema)
         if self.stream is not None:
             self.stream.write_batch(batch)
         else:
@@ -205,6 +208,19 @@ class _Writer:
             return datasets.Dataset.from_file(str(self.path))
         table = pa.Table.from_batches(self.batches, schema=self.schema)
         return datasets.Dataset(datasets.table.InMemoryTable(table))
+
+
+def _messages_array(examples: list[Example]) -> Any:
+    """The examples' messages as an Arrow list<struct<role, content>> array."""
+    import numpy as np
+    import pyarrow as pa
+
+    counts = np.fromiter((len(e.messages) for e in examples), np.int32, len(examples))
+    offsets = pa.array(np.concatenate(([0], np.cumsum(counts, dtype=np.int32))), pa.int32())
+    roles = pa.array([m["role"] for e in examples for m in e.messages], pa.string())
+    contents = pa.array([m["content"] for e in examples for m in e.messages], pa.string())
+    structs = pa.StructArray.from_arrays([roles, contents], names=["role", "content"])
+    return pa.ListArray.from_arrays(offsets, structs)
 
 
 def make_workdir() -> Path | None:

@@ -109,15 +109,27 @@ def _messages(value: Any, sharegpt: bool) -> list[dict[str, str]] | str:
     return out
 
 
+CANONICAL = frozenset(c for names in (*REQUIRED.values(), *OPTIONAL.values()) for c in names)
+
+
+def _names(columns: dict[str, str]) -> dict[str, str]:
+    """Each canonical column's name in the data ([data] columns applied)."""
+    return {c: _column(c, columns) for c in CANONICAL}
+
+
 def to_example(row: dict[str, Any], fmt: str, columns: dict[str, str]) -> Example | str:
     """One row as an Example, or the reason it must be skipped."""
-    get = lambda name: row.get(_column(name, columns))  # noqa: E731
+    return _convert(row, fmt, _names(columns))
+
+
+def _convert(row: dict[str, Any], fmt: str, names: dict[str, str]) -> Example | str:
+    get = row.get
     if fmt in ("messages", "sharegpt"):
-        messages = _messages(get(REQUIRED[fmt][0]), sharegpt=fmt == "sharegpt")
+        messages = _messages(get(names[REQUIRED[fmt][0]]), sharegpt=fmt == "sharegpt")
         return messages if isinstance(messages, str) else Example(messages=messages)
     if fmt == "alpaca":
-        instruction, output = _text(get("instruction")), _text(get("output"))
-        extra, system = get("input"), get("system")
+        instruction, output = _text(get(names["instruction"])), _text(get(names["output"]))
+        extra, system = get(names["input"]), get(names["system"])
         if not instruction or output is None or not output.strip():
             return "empty or non-text instruction/output"
         if extra is not None and not isinstance(extra, str):
@@ -129,11 +141,11 @@ def to_example(row: dict[str, Any], fmt: str, columns: dict[str, str]) -> Exampl
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
         return Example(messages=messages)
     if fmt == "prompt_completion":
-        prompt, completion = _text(get("prompt")), _text(get("completion"))
+        prompt, completion = _text(get(names["prompt"])), _text(get(names["completion"]))
         if prompt is None or not completion:
             return "empty or non-text prompt/completion"
         return Example(prompt=prompt, completion=completion)
-    text = _text(get("text"))
+    text = _text(get(names["text"]))
     return Example(text=text) if text and text.strip() else "empty or non-text text"
 
 
@@ -163,6 +175,7 @@ class Normalizer:
         self.format, self.columns, self.source = fmt, columns, source
         self.skipped: dict[str, int] = {}
         self.examples = 0
+        self._names = _names(columns)
 
     def start(self, head: list[dict[str, Any]]) -> None:
         """Detect the format (when auto) and check the columns, from the first rows."""
@@ -181,7 +194,7 @@ class Normalizer:
 
     def convert(self, row: dict[str, Any]) -> Example | None:
         """The row's example, or None when it is skipped (and counted by reason)."""
-        example = to_example(row, self.format, self.columns)
+        example = _convert(row, self.format, self._names)
         if not isinstance(example, str) and not _is_text(example):
             example = BROKEN_TEXT
         if isinstance(example, str):

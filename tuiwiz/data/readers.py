@@ -105,26 +105,30 @@ class RowReader:
             raise DataError(f"{file}: cannot read ({e.strerror})") from None
 
     def _lines(self, file: Path, kind: str) -> Iterator[dict[str, Any]]:
-        """JSON Lines and text: one line at a time, in bytes (so a line number is exact)."""
+        """JSON Lines and text, read in blocks of whole lines (a line number stays exact)."""
+        number = 0  # lines before the current block
         position = 0
-        with file.open("rb") as f:
-            for number, raw in enumerate(f, start=1):
-                if number == 1 and raw.startswith(BOM):
-                    raw = raw[len(BOM) :]
-                position += len(raw)
-                if number % 4096 == 0:
-                    self._at(position)
-                try:
-                    line = raw.decode("utf-8")
-                except UnicodeDecodeError as e:
-                    raise DataError(
-                        f"{file}:{number}: not UTF-8 text ({e.reason}); re-save the file as UTF-8"
-                    ) from None
-                if kind == "txt":
-                    # str.splitlines' line breaks, as text editors see them (\r, \u2028, ...)
-                    yield from ({"text": part} for part in line.splitlines() if part.strip())
-                elif line.strip():
-                    yield _json_line(file, number, line)
+        for block in _line_blocks(file):
+            position += len(block)
+            try:
+                text = block.decode("utf-8")
+            except UnicodeDecodeError as e:
+                line = number + block[: e.start].count(b"\n") + 1
+                raise DataError(
+                    f"{file}:{line}: not UTF-8 text ({e.reason}); re-save the file as UTF-8"
+                ) from None
+            if kind == "txt":
+                # str.splitlines' line breaks, as text editors see them (\r, \u2028, ...)
+                yield from ({"text": part} for part in text.splitlines() if part.strip())
+            else:
+                lines = text.split("\n")
+                if lines[-1] == "":
+                    lines.pop()  # the block ended with a newline
+                for i, line in enumerate(lines, start=number + 1):
+                    if line and not line.isspace():
+                        yield _json_line(file, i, line)
+            number += block.count(b"\n")
+            self._at(position)
 
     def _csv(self, file: Path) -> Iterator[dict[str, Any]]:
         with file.open("rb") as binary:
@@ -209,6 +213,29 @@ def _content_hash(stats: tuple[tuple[str, int, int], ...]) -> str:
 
 
 BOM = b"\xef\xbb\xbf"
+
+
+BLOCK = 1 << 20  # bytes read at a time
+
+
+def _line_blocks(file: Path) -> Iterator[bytes]:
+    """The file's bytes in blocks that end at a newline (the last one: at the end of the file),
+    without a UTF-8 byte order mark at the start."""
+    with file.open("rb") as f:
+        pending: list[bytes] = []  # the start of a line longer than a block
+        first = True
+        while chunk := f.read(BLOCK):
+            if first and chunk.startswith(BOM):
+                chunk = chunk[len(BOM) :]
+            first = False
+            cut = chunk.rfind(b"\n") + 1
+            if not cut:
+                pending.append(chunk)
+                continue
+            yield b"".join([*pending, chunk[:cut]])
+            pending = [chunk[cut:]]
+        if rest := b"".join(pending):
+            yield rest
 
 
 def _size(file: Path) -> int:
