@@ -106,6 +106,7 @@ def tokenize(
     if folder is None:
         num_proc = 1
     meter = progress.Meter("tokenizing", on_progress, total=len(source))
+    meter.update(0)
     watcher = _Watcher(folder, meter) if folder is not None else None
     bars = datasets.is_progress_bar_enabled()
     datasets.disable_progress_bars()  # progress is tuiwiz's own (train.log, status.json)
@@ -156,7 +157,8 @@ class _Watcher(threading.Thread):
         self._halt = threading.Event()
 
     def run(self) -> None:
-        self.meter.update(0)
+        # It sleeps first: datasets forks its worker processes right after it starts, and a
+        # fork must not catch this thread in the middle of writing (holding a lock).
         while not self._halt.wait(self.every):
             self.meter.update(_done(self.folder))
 
