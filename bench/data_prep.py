@@ -20,6 +20,10 @@ left (the fingerprint of the data file is hashed again). Runs:
   tuiwiz-N     the same with num_proc = N (what "auto" picks here)
   tuiwiz-cached  tuiwiz again, on its cache
 
+`--crossover 1000,2000,5000,10000,20000` instead times tuiwiz-1 and tuiwiz-N on the first rows
+of the file at each size (best of three, alternating): where N processes start to pay off,
+which sets pipeline.MIN_EXAMPLES_PER_PROCESS.
+
 `-1core` runs (plain-1-1core, tuiwiz-1-1core) set TOKENIZERS_PARALLELISM=false: one process
 that also keeps the tokenizer's own threads off, so exactly one core works. Peak memory is the
 proportional set size (PSS) of the run's whole process tree, sampled every 50 ms, so pages
@@ -233,6 +237,24 @@ def measure(run: str, args: argparse.Namespace, env: dict[str, str]) -> dict:
     return {**json.loads(out.strip().splitlines()[-1]), "peak_pss": peak, "peak_anon": peak_anon}
 
 
+def crossover(args: argparse.Namespace, work: Path, sizes: list[int]) -> None:
+    full = args.data
+    print(f"tuiwiz-1 vs tuiwiz-N (N = {args.cores}), best of 3, {full.name}", flush=True)
+    print(f"{'examples':>9} {'1 process':>10} {'N':>8}  N / 1", flush=True)
+    for size in sizes:
+        args.data = work / f"first-{size}.jsonl"
+        with full.open() as source, args.data.open("w") as out:
+            out.writelines(line for _, line in zip(range(size), source))
+        best = {"tuiwiz-1": float("inf"), "tuiwiz-N": float("inf")}
+        for _ in range(3):
+            for run in best:
+                env = {**os.environ, "TUIWIZ_CACHE_DIR": tempfile.mkdtemp(dir=work)}
+                best[run] = min(best[run], measure(run, args, env)["seconds"])
+        one, many = best["tuiwiz-1"], best["tuiwiz-N"]
+        print(f"{size:>9,} {one:>9.2f}s {many:>7.2f}s  {many / one:.2f}", flush=True)
+    args.data = full
+
+
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--rows", type=int, default=50_000)
@@ -243,6 +265,7 @@ def main() -> None:
     parser.add_argument("--one-core", action="store_true", help="also the -1core runs")
     parser.add_argument("--work", type=Path, help="keep the rows and tokenizer here (reused)")
     parser.add_argument("--json", type=Path, help="also write the results here")
+    parser.add_argument("--crossover", help="sizes: where N processes start to pay off")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     parser.add_argument("--tokenizer-dir", type=Path, help=argparse.SUPPRESS)
@@ -264,6 +287,9 @@ def main() -> None:
     if not args.data.is_file():
         write_rows(args.data, args.rows)
     args.tokenizer_dir = tokenizer_path(args.tokenizer, work, args.data)
+    if args.crossover:
+        crossover(args, work, [int(n) for n in args.crossover.split(",")])
+        return
     runs = [r for r in args.runs.split(",") if r]
     if args.one_core:
         runs = [*runs, "plain-1-1core", "tuiwiz-1-1core"]

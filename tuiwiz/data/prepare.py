@@ -181,7 +181,7 @@ def _tokenize(
     report_progress: Callable[[Progress], None],
 ) -> tuple[Any, DataReport]:
     """Tokenize, report, and store the result in the cache (or keep it aside, uncached)."""
-    num_proc = pipeline.processes(data["num_proc"], len(examples))
+    num_proc = pipeline.processes(data.get("num_proc", "auto"), len(examples))
     log(
         f"data: tokenizing {len(examples):,} examples with {num_proc} "
         f"process{'es' if num_proc > 1 else ''}"
