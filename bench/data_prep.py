@@ -27,7 +27,10 @@ which sets pipeline.MIN_EXAMPLES_PER_PROCESS.
 `-1core` runs (plain-1-1core, tuiwiz-1-1core) set TOKENIZERS_PARALLELISM=false: one process
 that also keeps the tokenizer's own threads off, so exactly one core works. Peak memory is the
 proportional set size (PSS) of the run's whole process tree, sampled every 50 ms, so pages
-that forked processes share are counted once.
+that forked processes share are counted once; `anon` is its anonymous part (what must fit in
+RAM; the rest is files mapped in). The machine may be shared: each run starts when other
+processes use under a tenth of its CPUs, and is done again (up to three tries) when they used
+more than a tenth of a core on average while it ran; `other` is that average, in cores.
 """
 
 from __future__ import annotations
@@ -39,6 +42,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -219,22 +223,85 @@ def tree_pss(root: int) -> tuple[int, int]:
     return total, anon
 
 
-def measure(run: str, args: argparse.Namespace, env: dict[str, str]) -> dict:
+def cpu_jiffies() -> tuple[int, int]:
+    """(busy, total) clock ticks of all the machine's CPUs since boot (/proc/stat)."""
+    with open("/proc/stat") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)  # idle and iowait are not busy
+
+
+def wait_until_quiet(most: float = 0.1, window: float = 3.0, patience: float = 900) -> float:
+    """Wait until other processes use at most `most` of the machine's CPUs over `window`
+    seconds (at most `patience` seconds); returns the share they used last."""
+    deadline = time.monotonic() + patience
+    while True:
+        busy0, total0 = cpu_jiffies()
+        time.sleep(window)
+        busy1, total1 = cpu_jiffies()
+        share = (busy1 - busy0) / max(1, total1 - total0)
+        if share <= most or time.monotonic() > deadline:
+            return share
+
+
+def measure(run: str, args: argparse.Namespace, env: Callable[[], dict[str, str]]) -> dict:
+    """One run in a fresh process (with the environment `env()` makes for each try), started
+    when the machine is quiet and done again (up to three tries) when other processes took
+    more than a tenth of a core on average meanwhile."""
+    tries = []
+    for _ in range(3):
+        wait_until_quiet()
+        tries.append(measure_once(run, args, env()))
+        if tries[-1]["other_cores"] <= 0.1:
+            break
+    return min(tries, key=lambda r: r["other_cores"])
+
+
+def measure_once(run: str, args: argparse.Namespace, env: dict[str, str]) -> dict:
     command = [
         sys.executable, __file__, "--child", run, "--data", str(args.data),
         "--tokenizer-dir", str(args.tokenizer_dir), "--max-seq-length", str(args.max_seq_length),
         "--cores", str(args.cores),
     ]  # fmt: skip
+    busy0, _ = cpu_jiffies()
+    started, sampling = time.monotonic(), time.process_time()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     peak = peak_anon = 0
-    while process.poll() is None:
+    while True:  # wait4 rather than poll: the child's CPU time (its processes' included)
+        pid, status, usage = os.wait4(process.pid, os.WNOHANG)
+        if pid:
+            break
         pss, anon = tree_pss(process.pid)
         peak, peak_anon = max(peak, pss), max(peak_anon, anon)
         time.sleep(0.05)
+    wall = time.monotonic() - started
+    busy1, _ = cpu_jiffies()
+    sampling = time.process_time() - sampling  # this process's own work, watching
+    process.returncode = os.waitstatus_to_exitcode(status)
     out = process.stdout.read() if process.stdout else ""
     if process.returncode:
         raise SystemExit(f"run {run} failed (exit {process.returncode})")
-    return {**json.loads(out.strip().splitlines()[-1]), "peak_pss": peak, "peak_anon": peak_anon}
+    ours = usage.ru_utime + usage.ru_stime + sampling
+    other = max(0.0, (busy1 - busy0) / os.sysconf("SC_CLK_TCK") - ours) / wall
+    result = json.loads(out.strip().splitlines()[-1])
+    return {**result, "peak_pss": peak, "peak_anon": peak_anon, "other_cores": other}
+
+
+def fastest(best: dict | None, result: dict) -> dict:
+    """The faster of two results of a run, with the higher of their memory peaks."""
+    if best is None:
+        return result
+    peaks = {k: max(best[k], result[k]) for k in ("peak_pss", "peak_anon")}
+    return {**(result if result["seconds"] < best["seconds"] else best), **peaks}
+
+
+def show(run: str, result: dict, rows: int) -> None:
+    mib = 2**20
+    print(
+        f"{run:<16} {result['seconds']:>8.2f} {rows / result['seconds']:>8,.0f} "
+        f"{result['peak_pss'] / mib:>5,.0f} MiB {result['peak_anon'] / mib:>5,.0f} MiB "
+        f"{result['other_cores']:>6.2f}  {result['examples']:,}",
+        flush=True,
+    )
 
 
 def crossover(args: argparse.Namespace, work: Path, sizes: list[int]) -> None:
@@ -248,8 +315,8 @@ def crossover(args: argparse.Namespace, work: Path, sizes: list[int]) -> None:
         best = {"tuiwiz-1": float("inf"), "tuiwiz-N": float("inf")}
         for _ in range(3):
             for run in best:
-                env = {**os.environ, "TUIWIZ_CACHE_DIR": tempfile.mkdtemp(dir=work)}
-                best[run] = min(best[run], measure(run, args, env)["seconds"])
+                fresh = lambda: {**os.environ, "TUIWIZ_CACHE_DIR": tempfile.mkdtemp(dir=work)}  # noqa: E731
+                best[run] = min(best[run], measure(run, args, fresh)["seconds"])
         one, many = best["tuiwiz-1"], best["tuiwiz-N"]
         print(f"{size:>9,} {one:>9.2f}s {many:>7.2f}s  {many / one:.2f}", flush=True)
     args.data = full
@@ -263,6 +330,7 @@ def main() -> None:
         "--runs", default=",".join(RUNS), help="comma-separated, of: " + " ".join(RUNS)
     )
     parser.add_argument("--one-core", action="store_true", help="also the -1core runs")
+    parser.add_argument("--repeat", type=int, default=1, help="rounds; each run's fastest kept")
     parser.add_argument("--work", type=Path, help="keep the rows and tokenizer here (reused)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--crossover", help="sizes: where N processes start to pay off")
@@ -299,27 +367,31 @@ def main() -> None:
         f"N = {args.cores} cores; load average {os.getloadavg()[0]:.2f} at the start",
         flush=True,
     )
+    rounds = f", fastest of {args.repeat} rounds" if args.repeat > 1 else ""
     print(
-        f"{'run':<16} {'seconds':>8} {'rows/s':>8} {'peak PSS':>9} {'anon':>9}  examples",
+        f"{'run':<16} {'seconds':>8} {'rows/s':>8} {'peak PSS':>9} {'anon':>9} {'other':>6}  "
+        f"examples{rounds}",
         flush=True,
     )
-    results = {}
-    cache = None
-    for run in runs:
-        env = {**os.environ, "HF_DATASETS_CACHE": tempfile.mkdtemp(dir=work, prefix="hf-")}
-        if run != "tuiwiz-cached" or cache is None:
-            cache = tempfile.mkdtemp(dir=work, prefix="cache-")
-        env["TUIWIZ_CACHE_DIR"] = cache
-        if run.endswith("-1core"):
-            env["TOKENIZERS_PARALLELISM"] = "false"
-        result = measure(run, args, env)
-        results[run] = result
-        print(
-            f"{run:<16} {result['seconds']:>8.2f} {args.rows / result['seconds']:>8,.0f} "
-            f"{result['peak_pss'] / 2**20:>5,.0f} MiB {result['peak_anon'] / 2**20:>5,.0f} MiB  "
-            f"{result['examples']:,}",
-            flush=True,
-        )
+    results: dict[str, dict] = {}
+    for round_ in range(args.repeat):  # rounds, so that a busy moment hits every run alike
+        cache = ""  # the last run's tokenization cache: what tuiwiz-cached reads
+
+        def environment(run: str) -> dict[str, str]:
+            nonlocal cache
+            env = {**os.environ, "HF_DATASETS_CACHE": tempfile.mkdtemp(dir=work, prefix="hf-")}
+            if run != "tuiwiz-cached" or not cache:
+                cache = tempfile.mkdtemp(dir=work, prefix="cache-")
+            env["TUIWIZ_CACHE_DIR"] = cache
+            if run.endswith("-1core"):
+                env["TOKENIZERS_PARALLELISM"] = "false"
+            return env
+
+        for run in runs:
+            result = measure(run, args, lambda run=run: environment(run))
+            results[run] = fastest(results.get(run), result)
+            if round_ == args.repeat - 1:
+                show(run, results[run], args.rows)
     print(f"load average {os.getloadavg()[0]:.2f} at the end")
     for mine, theirs in (("tuiwiz-1", "plain-1"), ("tuiwiz-1-1core", "plain-1-1core")):
         if mine in results and theirs in results:
