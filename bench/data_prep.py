@@ -26,11 +26,14 @@ which sets pipeline.MIN_EXAMPLES_PER_PROCESS.
 
 `-1core` runs (plain-1-1core, tuiwiz-1-1core) set TOKENIZERS_PARALLELISM=false: one process
 that also keeps the tokenizer's own threads off, so exactly one core works. Peak memory is the
-proportional set size (PSS) of the run's whole process tree, sampled every 50 ms, so pages
-that forked processes share are counted once; `anon` is its anonymous part (what must fit in
-RAM; the rest is files mapped in). The machine may be shared: each run starts when other
-processes use under a tenth of its CPUs, and is done again (up to three tries) when they used
-more than a tenth of a core on average while it ran; `other` is that average, in cores.
+proportional set size (PSS) of the run's whole process tree, so pages that forked processes
+share are counted once, sampled every 100 ms in a second run of its own (reading a process's
+PSS walks its page tables and slows it down: the timed runs are not watched); `anon` is its
+anonymous part (what must fit in RAM; the rest is files mapped in, which the kernel can drop).
+
+The machine may be shared: each run starts when other processes use under a tenth of its CPUs,
+and is done again (up to three tries) when they used more than a tenth of a core on average
+while it ran; `other` is that average, in cores.
 """
 
 from __future__ import annotations
@@ -246,41 +249,47 @@ def wait_until_quiet(most: float = 0.1, window: float = 3.0, patience: float = 9
 def measure(run: str, args: argparse.Namespace, env: Callable[[], dict[str, str]]) -> dict:
     """One run in a fresh process (with the environment `env()` makes for each try), started
     when the machine is quiet and done again (up to three tries) when other processes took
-    more than a tenth of a core on average meanwhile."""
+    more than a tenth of a core on average meanwhile. Its memory is measured in a run of its
+    own: reading a process's PSS walks its page tables, which slows it down."""
     tries = []
     for _ in range(3):
         wait_until_quiet()
-        tries.append(measure_once(run, args, env()))
+        tries.append(measure_once(run, args, env(), memory=False))
         if tries[-1]["other_cores"] <= 0.1:
             break
-    return min(tries, key=lambda r: r["other_cores"])
+    result = min(tries, key=lambda r: r["other_cores"])
+    if args.memory:
+        memory = measure_once(run, args, env(), memory=True)
+        result.update(peak_pss=memory["peak_pss"], peak_anon=memory["peak_anon"])
+    return result
 
 
-def measure_once(run: str, args: argparse.Namespace, env: dict[str, str]) -> dict:
+def measure_once(run: str, args: argparse.Namespace, env: dict[str, str], memory: bool) -> dict:
     command = [
         sys.executable, __file__, "--child", run, "--data", str(args.data),
         "--tokenizer-dir", str(args.tokenizer_dir), "--max-seq-length", str(args.max_seq_length),
         "--cores", str(args.cores),
     ]  # fmt: skip
     busy0, _ = cpu_jiffies()
-    started, sampling = time.monotonic(), time.process_time()
+    started, watching = time.monotonic(), time.process_time()
     process = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, text=True)
     peak = peak_anon = 0
     while True:  # wait4 rather than poll: the child's CPU time (its processes' included)
         pid, status, usage = os.wait4(process.pid, os.WNOHANG)
         if pid:
             break
-        pss, anon = tree_pss(process.pid)
-        peak, peak_anon = max(peak, pss), max(peak_anon, anon)
-        time.sleep(0.05)
+        if memory:
+            pss, anon = tree_pss(process.pid)
+            peak, peak_anon = max(peak, pss), max(peak_anon, anon)
+        time.sleep(0.1)
     wall = time.monotonic() - started
     busy1, _ = cpu_jiffies()
-    sampling = time.process_time() - sampling  # this process's own work, watching
+    watching = time.process_time() - watching  # this process's own work, watching
     process.returncode = os.waitstatus_to_exitcode(status)
     out = process.stdout.read() if process.stdout else ""
     if process.returncode:
         raise SystemExit(f"run {run} failed (exit {process.returncode})")
-    ours = usage.ru_utime + usage.ru_stime + sampling
+    ours = usage.ru_utime + usage.ru_stime + watching
     other = max(0.0, (busy1 - busy0) / os.sysconf("SC_CLK_TCK") - ours) / wall
     result = json.loads(out.strip().splitlines()[-1])
     return {**result, "peak_pss": peak, "peak_anon": peak_anon, "other_cores": other}
@@ -331,6 +340,9 @@ def main() -> None:
     )
     parser.add_argument("--one-core", action="store_true", help="also the -1core runs")
     parser.add_argument("--repeat", type=int, default=1, help="rounds; each run's fastest kept")
+    parser.add_argument(
+        "--no-memory", dest="memory", action="store_false", help="skip the memory runs"
+    )
     parser.add_argument("--work", type=Path, help="keep the rows and tokenizer here (reused)")
     parser.add_argument("--json", type=Path, help="also write the results here")
     parser.add_argument("--crossover", help="sizes: where N processes start to pay off")
