@@ -70,6 +70,12 @@ def _nproc(v: Any) -> str | None:
     return None if v >= 1 else 'must be >= 1 (or "auto": one process per visible GPU)'
 
 
+def _data_nproc(v: Any) -> str | None:
+    if isinstance(v, str):
+        return None if v == "auto" else 'must be a number of processes >= 1 or "auto"'
+    return None if v >= 1 else 'must be >= 1 (or "auto": the cores available, up to 8)'
+
+
 def _at_least_one(v: Any) -> str | None:
     return None if v >= 1 else "must be >= 1"
 
@@ -128,6 +134,7 @@ SCHEMA: dict[str, dict[str, Key]] = {
         "train_on_prompt": Key((bool,), False),
         "packing": Key((bool,), False),
         "max_samples": Key((int,), 0, check=lambda v: None if v >= 0 else "must be >= 0"),
+        "num_proc": Key((int, str), "auto", check=_data_nproc),
     },
     # How many training processes, on how many machines (torchrun); see tuiwiz.launch.
     "launch": {

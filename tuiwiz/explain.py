@@ -488,6 +488,22 @@ _ENTRIES = (
         range="0 (all rows) or a positive integer",
         default="0 (use every row)",
     ),
+    Explanation(
+        key="data.num_proc",
+        title="Data processes",
+        summary="Processes that tokenize the data before training; auto = the cores, up to 8",
+        body=(
+            "Before the first step, every example is rendered and tokenized once (then cached, "
+            "so the next run on the same data and tokenizer starts at once). This many processes "
+            "share that work, like LLaMA-Factory's preprocessing_num_workers or datasets.map's "
+            "num_proc. auto uses the CPU cores this process may use, up to 8, and one process "
+            "for small datasets (under 10,000 examples), where starting processes costs more "
+            "than it saves. Each process holds a copy of the tokenizer; the tokens are the same "
+            "whatever the number."
+        ),
+        range='"auto" or a number of processes >= 1',
+        default="auto (the available cores, at most 8; 1 below 10,000 examples)",
+    ),
     # --- training --------------------------------------------------------------------------------
     Explanation(
         key="training.per_device_train_batch_size",

@@ -44,6 +44,9 @@ def demo_run(demo_run) -> Path:
 def test_demo_run_writes_the_run_directory(demo_run: Path):
     run = RunDir(demo_run)
     assert run.status()["state"] == "finished"
+    # The data's preparation left its progress for the dashboard and `tuiwiz run`: done.
+    prepared = run.status()["prepare"]
+    assert (prepared["phase"], prepared["fraction"]) == ("tokenizing", 1.0), prepared
     kinds = [e["event"] for e in read_events(run.events)]
     assert kinds[0] == "started" and kinds[-1] == "finished"
     assert "checkpoint" in kinds and "eval" in kinds

@@ -309,6 +309,41 @@ async def test_learning_rate_and_speed_stay_apart(tmp_path: Path, monkeypatch, f
         assert "lr       1.20e-04 · 2,048 tok/s" in stats, stats
 
 
+def write_preparing_run(path: Path) -> Path:
+    """A run still preparing its data: no training event yet, the progress in its status."""
+    write_run(path)
+    (path / "events.jsonl").write_text("")
+    (path / "train.log").write_text("data: tokenizing 1,000,000 examples with 2 processes\n")
+    RunDir(path).write_status(
+        phase="preparing", step=None, max_steps=None,
+        prepare={"phase": "tokenizing", "done": 340_000, "total": 1_000_000,
+                 "rows_per_second": 5210.0, "eta_seconds": 127.0, "fraction": 0.34},
+    )  # fmt: skip
+    return path
+
+
+async def test_preparing_data_shows_its_progress(tmp_path: Path, monkeypatch, fake_alive):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "h100_idle.json"))
+    run = write_preparing_run(tmp_path / "run")
+    app = attach(run)
+    async with app.run_test(size=(80, 24)) as pilot:
+        screen = await loaded(pilot)
+        stats = plain(screen.query_one(StatsPanel))
+        assert "data     tokenizing" in stats and " 34%" in stats, stats
+        assert "340,000 of 1,000,000\n" in stats and "5,210/s · 2m07s left" in stats, stats
+        # The data's rows stand where epoch and lr go: the panel keeps its height (the GPU's
+        # readings below stay on an 80x24 screen).
+        assert "epoch" not in stats and "lr " not in stats and stats.count("\n") == 4, stats
+        memory = screen.query_one(GpuPanel).parent
+        assert memory.max_scroll_y == 0, "the GPU's readings are pushed out of sight"
+        # Tokenized: the model is loading next.
+        prepare = {**RunDir(run).status()["prepare"], "done": 1_000_000, "fraction": 1.0}
+        RunDir(run).write_status(prepare=prepare)
+        await wait_for(
+            pilot, lambda: "data ready" in plain(screen.query_one(StatsPanel)), "data ready"
+        )
+
+
 async def test_unreadable_run_directory_is_a_message(tmp_path: Path, monkeypatch):
     monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "no_driver.json"))
     run = write_run(tmp_path / "run", state="finished")
@@ -392,6 +427,12 @@ def test_snapshot_running(snap_compare, tmp_path, monkeypatch, fake_alive, size)
     monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "h100_idle.json"))
     app = _snapshot_app(write_run(tmp_path / "run"))
     assert snap_compare(app, terminal_size=size, run_before=_until_loaded)
+
+
+def test_snapshot_preparing_data(snap_compare, tmp_path, monkeypatch, fake_alive):
+    monkeypatch.setenv("TUIWIZ_FAKE_NVML", str(NVML / "h100_idle.json"))
+    app = _snapshot_app(write_preparing_run(tmp_path / "run"))
+    assert snap_compare(app, terminal_size=(80, 24), run_before=_until_loaded)
 
 
 def test_snapshot_failed_with_suggestions(snap_compare, tmp_path, monkeypatch):

@@ -91,6 +91,36 @@ def test_the_wizard_preview_before_a_dataset_is_chosen_asks_for_one():
         load_preview((), data, {"name_or_path": "m", "revision": "main"})
 
 
+def test_the_wizard_says_how_far_the_reading_is_and_that_it_sampled(
+    tmp_path, monkeypatch, demo_model
+):
+    """A big dataset takes a while to read: the step shows how far it is; its token lengths
+    come from a sample, and the screen says so (training tokenizes every example)."""
+    from tuiwiz.ui import background
+    from tuiwiz.ui.wizard.dataset import stats_text
+
+    monkeypatch.setattr(preview_module, "SAMPLE", 10)
+    cfg, _ = _load(write_preset(tmp_path, demo_model))
+    model = {k: cfg["model"][k] for k in ("name_or_path", "revision", "trust_remote_code")}
+    seen: list[str | None] = []
+    real_preview = preview_module.preview
+
+    def watched(*args, progress=None, **kwargs):
+        def report(p):
+            progress(p)
+            seen.append(background.preview_progress(("k",)))
+
+        return real_preview(*args, progress=report, **kwargs)
+
+    monkeypatch.setattr(preview_module, "preview", watched)
+    result = background.load_preview(("k",), cfg["data"], model)
+    assert seen[-1] and seen[-1].startswith("25 rows (100%)")
+    assert "measuring token lengths on a sample of up to 10" in seen[-1]
+    assert background.preview_progress(("k",)) is None  # done: nothing pending is shown
+    shown = stats_text(result, 1024).plain
+    assert "(a random sample of 10 of 25; training uses all)" in shown, shown
+
+
 def _load(preset: Path):
     from tuiwiz import presets
 

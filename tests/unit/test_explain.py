@@ -54,6 +54,7 @@ REQUIRED_KEYS = {
         "train_on_prompt",
         "packing",
         "max_samples",
+        "num_proc",
     ],
     "training": [
         "per_device_train_batch_size",

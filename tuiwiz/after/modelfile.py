@@ -332,17 +332,18 @@ def modelfile_text(name: str, version: str, gguf_file: str, parts: ModelfilePart
 def training_system_prompt(fr: Any) -> tuple[str | None, str | None]:
     """(the system prompt every training conversation starts with, or None; a note when the data
     could not tell)."""
-    from tuiwiz.data import prepare
+    from tuiwiz.data import examples
 
     try:
-        normalized, _ = prepare.load_examples(fr.data())
+        prompts = {
+            ex.messages[0]["content"]
+            if ex.messages and ex.messages[0]["role"] == "system"
+            else None
+            for ex in examples.stream(fr.data())
+        }
     except Exception as e:  # a moved or unreadable dataset must not stop the export
         reason = first_line(e)
         return None, f"the training data could not be read ({reason}): add its SYSTEM if it had one"
-    prompts = {
-        ex.messages[0]["content"] if ex.messages and ex.messages[0]["role"] == "system" else None
-        for ex in normalized.examples
-    }
     if prompts == {None} or not prompts:
         return None, None
     if len(prompts) == 1:

@@ -23,7 +23,7 @@ def run(args: argparse.Namespace) -> int:
     from rich.console import Console
 
     from tuiwiz import bundled, presets
-    from tuiwiz.data.preview import NoTokenizer, preview, tokenizer_for
+    from tuiwiz.data.preview import NoTokenizer, tokenizer_for
 
     config, _ = presets.load(args.preset, args.overrides)
     data = {**config["data"], "path": bundled.resolve_data(config["data"]["path"])}
@@ -33,8 +33,8 @@ def run(args: argparse.Namespace) -> int:
         tokenizer, problem = tokenizer_for(model_path, config), None
     except NoTokenizer as e:
         tokenizer, problem = None, e
-    result = preview(data, tokenizer, max(0, args.examples))
     console = Console(highlight=False)
+    result = _preview_with_progress(data, tokenizer, max(0, args.examples))
     console.print(
         f"[bold]{config['data']['path']}[/bold]: {result.rows} rows, "
         f"format {result.format} ({result.why})"
@@ -51,13 +51,36 @@ def run(args: argparse.Namespace) -> int:
         console.rule(f"example {i}")
         console.print(example_text(segments, cut, limit))
     console.rule()
-    sampled = f" (a sample of {result.measured})" if result.measured < result.rows else ""
+    examples = result.rows - sum(result.skipped.values())
+    sampled = (
+        f" (a random sample of {result.measured:,} of {examples:,} examples)"
+        if result.measured < examples
+        else ""
+    )
     console.print(
         f"tokens per example{sampled}: median {result.median_tokens:.0f}, "
         f"95th percentile {result.p95_tokens:.0f}, max {result.max_tokens}; "
         f"max_seq_length {limit}: {result.truncated_share:.1%} would be truncated"
     )
     return 0
+
+
+def _preview_with_progress(data, tokenizer, count: int):
+    """The preview; on a terminal, a status line says how far the reading is (big datasets
+    take a while to read through)."""
+    import sys
+
+    from rich.console import Console
+
+    from tuiwiz.data.preview import preview
+
+    stderr = Console(stderr=True, highlight=False)
+    if not sys.stderr.isatty():
+        return preview(data, tokenizer, count)
+    with stderr.status("reading the dataset") as status:
+        return preview(
+            data, tokenizer, count, progress=lambda p: status.update(f"data: {p.line()}")
+        )
 
 
 def example_text(segments, cut: int | None, limit: int):

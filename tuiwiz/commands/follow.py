@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
+from tuiwiz.data.progress import PrepareWatcher
 from tuiwiz.errors import TuiwizError
 from tuiwiz.train import events as ev
 from tuiwiz.train.jobs import Job
@@ -111,13 +113,19 @@ def _ended(job: Job) -> bool:
     return not job.alive() or _state(job).final
 
 
-def _events(job: Job):
-    return ev.follow(job.run.events, stop=lambda: _ended(job))
+def _events(job: Job, show_preparing: Callable[[str], None] | None = None):
+    """The run's events as they come; `show_preparing` gets the data preparation's progress
+    line ("preparing data: tokenizing ...") while the run prepares its data."""
+    idle = lambda: None  # noqa: E731
+    if show_preparing is not None:
+        idle = PrepareWatcher(job.run.status, show_preparing).poll
+    return ev.follow(job.run.events, stop=lambda: _ended(job), idle=idle)
 
 
 def _follow_plain(job: Job, quiet: bool = False) -> tuple[float | None, float | None]:
     first = last = None
-    for e in _events(job):
+    show = None if quiet else lambda line: print(line, flush=True)
+    for e in _events(job, show):
         kind = e["event"]
         if kind == "step":
             first = e["loss"] if first is None else first
@@ -156,7 +164,11 @@ def _follow_rich(job: Job) -> tuple[float | None, float | None]:
     )
     with Progress(*columns, transient=False) as progress:
         task = progress.add_task("preparing", total=None, info="")
-        for e in _events(job):
+
+        def preparing(line: str) -> None:
+            progress.update(task, info=line.removeprefix("preparing "))
+
+        for e in _events(job, preparing):
             kind = e["event"]
             if kind == "started":
                 progress.update(
@@ -164,6 +176,7 @@ def _follow_rich(job: Job) -> tuple[float | None, float | None]:
                     description="training",
                     total=e.get("max_steps"),
                     completed=e.get("step", 0),
+                    info="",
                 )
                 progress.console.print(started_line(e))
             elif kind == "step":

@@ -109,15 +109,27 @@ def _messages(value: Any, sharegpt: bool) -> list[dict[str, str]] | str:
     return out
 
 
+CANONICAL = frozenset(c for names in (*REQUIRED.values(), *OPTIONAL.values()) for c in names)
+
+
+def _names(columns: dict[str, str]) -> dict[str, str]:
+    """Each canonical column's name in the data ([data] columns applied)."""
+    return {c: _column(c, columns) for c in CANONICAL}
+
+
 def to_example(row: dict[str, Any], fmt: str, columns: dict[str, str]) -> Example | str:
     """One row as an Example, or the reason it must be skipped."""
-    get = lambda name: row.get(_column(name, columns))  # noqa: E731
+    return _convert(row, fmt, _names(columns))
+
+
+def _convert(row: dict[str, Any], fmt: str, names: dict[str, str]) -> Example | str:
+    get = row.get
     if fmt in ("messages", "sharegpt"):
-        messages = _messages(get(REQUIRED[fmt][0]), sharegpt=fmt == "sharegpt")
+        messages = _messages(get(names[REQUIRED[fmt][0]]), sharegpt=fmt == "sharegpt")
         return messages if isinstance(messages, str) else Example(messages=messages)
     if fmt == "alpaca":
-        instruction, output = _text(get("instruction")), _text(get("output"))
-        extra, system = get("input"), get("system")
+        instruction, output = _text(get(names["instruction"])), _text(get(names["output"]))
+        extra, system = get(names["input"]), get(names["system"])
         if not instruction or output is None or not output.strip():
             return "empty or non-text instruction/output"
         if extra is not None and not isinstance(extra, str):
@@ -129,11 +141,11 @@ def to_example(row: dict[str, Any], fmt: str, columns: dict[str, str]) -> Exampl
         messages += [{"role": "user", "content": user}, {"role": "assistant", "content": output}]
         return Example(messages=messages)
     if fmt == "prompt_completion":
-        prompt, completion = _text(get("prompt")), _text(get("completion"))
+        prompt, completion = _text(get(names["prompt"])), _text(get(names["completion"]))
         if prompt is None or not completion:
             return "empty or non-text prompt/completion"
         return Example(prompt=prompt, completion=completion)
-    text = _text(get("text"))
+    text = _text(get(names["text"]))
     return Example(text=text) if text and text.strip() else "empty or non-text text"
 
 
@@ -153,31 +165,62 @@ def _is_text(example: Example) -> bool:
     return True
 
 
+class Normalizer:
+    """Rows to examples, one at a time: the format is detected and the columns are checked
+    from the first rows (`start`), then each row converts or is counted as skipped."""
+
+    HEAD = 20  # rows the detection and the column checks look at
+
+    def __init__(self, fmt: str, columns: dict[str, str], source: str) -> None:
+        self.format, self.columns, self.source = fmt, columns, source
+        self.skipped: dict[str, int] = {}
+        self.examples = 0
+        self._names = _names(columns)
+
+    def start(self, head: list[dict[str, Any]]) -> None:
+        """Detect the format (when auto) and check the columns, from the first rows."""
+        if self.format == "auto":
+            self.format, _ = detect(head, self.columns, self.source)
+        fmt, columns = self.format, self.columns
+        seen: set[str] = set().union(*(row.keys() for row in head[: self.HEAD]))
+        _check_mapped_columns(columns, [*REQUIRED[fmt], *OPTIONAL.get(fmt, ())], seen, self.source)
+        missing = [c for c in REQUIRED[fmt] if _column(c, columns) not in seen]  # all unmapped
+        if missing:
+            raise DataError(
+                f"{self.source}: format '{fmt}' needs column{'s' if len(missing) > 1 else ''} "
+                f"{', '.join(missing)}, found {_found(seen)}; "
+                f'map yours with [data] columns = {{{missing[0]} = "your_column"}}'
+            )
+
+    def convert(self, row: dict[str, Any]) -> Example | None:
+        """The row's example, or None when it is skipped (and counted by reason)."""
+        example = _convert(row, self.format, self._names)
+        if not isinstance(example, str) and not _is_text(example):
+            example = BROKEN_TEXT
+        if isinstance(example, str):
+            self.skipped[example] = self.skipped.get(example, 0) + 1
+            return None
+        self.examples += 1
+        return example
+
+    @property
+    def rows(self) -> int:
+        """Rows converted so far, used or skipped."""
+        return self.examples + sum(self.skipped.values())
+
+    def finish(self) -> None:
+        """Raise when no row was usable."""
+        if not self.examples:
+            reasons = "; ".join(f"{n} {why}" for why, n in self.skipped.items())
+            raise DataError(f"{self.source}: no usable rows for format '{self.format}' ({reasons})")
+
+
 def normalize(
     rows: list[dict[str, Any]], fmt: str, columns: dict[str, str], source: str
 ) -> Normalized:
     """Turn rows into examples; rows that cannot be used are skipped and counted by reason."""
-    if fmt == "auto":
-        fmt, _ = detect(rows, columns, source)
-    seen: set[str] = set().union(*(row.keys() for row in rows[:20]))
-    _check_mapped_columns(columns, [*REQUIRED[fmt], *OPTIONAL.get(fmt, ())], seen, source)
-    missing = [c for c in REQUIRED[fmt] if _column(c, columns) not in seen]  # all unmapped
-    if missing:
-        raise DataError(
-            f"{source}: format '{fmt}' needs column{'s' if len(missing) > 1 else ''} "
-            f"{', '.join(missing)}, found {_found(seen)}; "
-            f'map yours with [data] columns = {{{missing[0]} = "your_column"}}'
-        )
-    result = Normalized(fmt, [])
-    for row in rows:
-        example = to_example(row, fmt, columns)
-        if not isinstance(example, str) and not _is_text(example):
-            example = BROKEN_TEXT
-        if isinstance(example, str):
-            result.skipped[example] = result.skipped.get(example, 0) + 1
-        else:
-            result.examples.append(example)
-    if not result.examples:
-        reasons = "; ".join(f"{n} {why}" for why, n in result.skipped.items())
-        raise DataError(f"{source}: no usable rows for format '{fmt}' ({reasons})")
-    return result
+    normalizer = Normalizer(fmt, columns, source)
+    normalizer.start(rows[: Normalizer.HEAD])
+    examples = [e for e in map(normalizer.convert, rows) if e is not None]
+    normalizer.finish()
+    return Normalized(normalizer.format, examples, normalizer.skipped)

@@ -2,24 +2,35 @@
 
 The cache key covers the data's content, the tokenizer (vocabulary and chat template) and every
 [data] setting that changes the tokens, so a second run on the same data tokenizes nothing.
+The rows are read once into an Arrow file (tuiwiz.data.examples) and tokenized by several
+processes (tuiwiz.data.pipeline); a cache entry is the Arrow files they wrote and report.json.
 """
 
 from __future__ import annotations
 
+import atexit
 import hashlib
 import json
+import math
+import os
 import shutil
-import statistics
 import tempfile
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuiwiz.data import formats, readers, render
+import numpy as np
+
+from tuiwiz.data import examples as data_examples
+from tuiwiz.data import pipeline, readers
+from tuiwiz.data.progress import Progress, Throttled
+from tuiwiz.errors import DataError
 from tuiwiz.paths import cache_dir
 
-CACHE_VERSION = 1  # bump when rendering or tokenization changes
-BATCH = 1000
+# Bump when rendering, tokenization or the cache layout changes. 2: int32 Arrow shards.
+CACHE_VERSION = 2
+LOG_EVERY = 10.0  # seconds between progress lines in train.log
 
 
 @dataclass
@@ -38,12 +49,12 @@ class DataReport:
     cached: bool = False
 
 
-def load_examples(data: dict[str, Any]) -> tuple[formats.Normalized, int]:
-    """Read and normalize a [data] section's rows; returns them and the number of rows read."""
-    rows = readers.read_rows(data["path"], data["split"], data["subset"])
-    if data["max_samples"]:
-        rows = rows[: data["max_samples"]]
-    return formats.normalize(rows, data["format"], data["columns"], data["path"]), len(rows)
+def load_examples(
+    data: dict[str, Any], progress: Callable[[Progress], None] | None = None
+) -> data_examples.Examples:
+    """Read and normalize a [data] section's rows (DataError when they cannot be used), into
+    an Arrow file: pass the result to `prepare(examples=...)` to avoid reading twice."""
+    return data_examples.load(data, progress)
 
 
 def tokenizer_fingerprint(tokenizer: Any) -> str:
@@ -75,33 +86,6 @@ def cache_key(data: dict[str, Any], tokenizer: Any) -> str:
     return h.hexdigest()[:32]
 
 
-def percentile(values: list[int], q: float) -> float:
-    ordered = sorted(values)
-    if not ordered:
-        return 0.0
-    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
-    return float(ordered[index])
-
-
-def tokenize_examples(
-    examples: list[formats.Example], tokenizer: Any, data: dict[str, Any]
-) -> tuple[dict[str, list[list[int]]], list[int]]:
-    """Batched tokenization with truncation; returns columns and the untruncated lengths."""
-    ids_out: list[list[int]] = []
-    labels_out: list[list[int]] = []
-    lengths: list[int] = []
-    limit = data["max_seq_length"]
-    for start in range(0, len(examples), BATCH):
-        batch = examples[start : start + BATCH]
-        rendered = [render.render(e, tokenizer, data["train_on_prompt"]) for e in batch]
-        ids, labels = render.tokenize_batch(rendered, tokenizer)
-        for one_ids, one_labels in zip(ids, labels):
-            lengths.append(len(one_ids))
-            ids_out.append(one_ids[:limit])
-            labels_out.append(one_labels[:limit])
-    return {"input_ids": ids_out, "labels": labels_out}, lengths
-
-
 def _cache_folder(data: dict[str, Any], tokenizer: Any) -> Path:
     return cache_dir() / "tokenized" / cache_key(data, tokenizer)
 
@@ -129,67 +113,165 @@ def prepare(
     data: dict[str, Any],
     tokenizer: Any,
     seed: int = 42,
-    examples: tuple[formats.Normalized, int] | None = None,
-    log=print,
+    examples: data_examples.Examples | None = None,
+    log: Callable[[str], None] = print,
+    progress: Callable[[Progress], None] | None = None,
 ):
     """Tokenized (train, validation or None, DataReport) for a [data] section, from cache if any.
 
-    `examples` are the already-loaded rows (from `load_examples`), to avoid reading twice.
+    `examples` are the already-read rows (from `load_examples`), to avoid reading twice.
+    `log` gets a line every LOG_EVERY seconds while it works (train.log); `progress` a
+    Progress at most every two seconds (e.g. progress.StatusProgress(run) for status.json).
     """
-    import datasets
-
+    report_progress = _Reporter(log, progress)
     folder = _cache_folder(data, tokenizer)
-    if (folder / "report.json").is_file():
-        report = DataReport(**json.loads((folder / "report.json").read_text()))
-        dataset = datasets.load_from_disk(str(folder / "dataset"))
-        report.cached = True
+    cached = _cached(folder, log)
+    if cached is not None:
+        dataset, report = cached
         log(f"data: {report.examples} examples from the tokenization cache ({folder})")
+        if progress is not None:  # done: overwrites what an earlier attempt left in a status
+            progress(Progress("tokenizing", report.examples, report.examples, 0.0, 0.0, 1.0))
     else:
-        normalized, rows = examples or load_examples(data)
-        log(f"data: tokenizing {len(normalized.examples)} examples")
-        columns, lengths = tokenize_examples(normalized.examples, tokenizer, data)
-        keep = [i for i, labels in enumerate(columns["labels"]) if any(x != -100 for x in labels)]
-        report = DataReport(
-            format=normalized.format,
-            rows=rows,
-            examples=len(keep),
-            skipped=normalized.skipped,
-            truncated=sum(n > data["max_seq_length"] for n in lengths),
-            dropped_fully_masked=len(lengths) - len(keep),
-            median_tokens=float(statistics.median(lengths)),
-            p95_tokens=percentile(lengths, 0.95),
-            max_tokens=max(lengths),
-        )
-        if not keep:
-            from tuiwiz.errors import DataError
-
-            raise DataError(
-                f"{data['path']}: every example loses its whole answer to truncation at "
-                f"max_seq_length={data['max_seq_length']}; raise [data] max_seq_length"
-            )
-        dataset = datasets.Dataset.from_dict(
-            {name: [values[i] for i in keep] for name, values in columns.items()}
-        )
-        try:
-            _store(folder, dataset, report)
-            dataset = datasets.load_from_disk(str(folder / "dataset"))  # file-backed, mmapped
-        except OSError as e:  # the cache is a convenience: train without it
-            log(f"data: not cached ({e.strerror or e}); the next run tokenizes again")
+        if examples is None or not examples.usable():
+            examples = load_examples(data, report_progress)
+        dataset, report = _tokenize(data, tokenizer, examples, folder, log, report_progress)
     validation = None
     if data["validation_split"] > 0 and len(dataset) > 1:
-        parts = dataset.train_test_split(test_size=data["validation_split"], seed=seed)
-        dataset, validation = parts["train"], parts["test"]
+        dataset, validation = split(dataset, data["validation_split"], seed, data["path"])
     report.train_examples = len(dataset)
     report.validation_examples = len(validation) if validation is not None else 0
     return dataset, validation, report
 
 
-def _store(folder: Path, dataset: Any, report: DataReport) -> None:
-    """Write the cache entry aside and rename it into place, so a crash leaves no half entry."""
-    folder.parent.mkdir(parents=True, exist_ok=True)
+def split(dataset: Any, fraction: float, seed: int, path: str) -> tuple[Any, Any]:
+    """(train, validation): `fraction` of the examples held out at random, `seed` deciding
+    which (as datasets' train_test_split draws them; the indices stay in memory, so nothing is
+    written next to the cached files)."""
+    n = len(dataset)
+    held_out = math.ceil(fraction * n)
+    if held_out >= n:
+        raise DataError(
+            f"{path}: validation_split = {fraction} of {n} examples leaves none to train on; "
+            "lower [data] validation_split"
+        )
+    order = np.random.default_rng(seed).permutation(n)
+    train = dataset.select(order[held_out:], keep_in_memory=True)
+    return train, dataset.select(order[:held_out], keep_in_memory=True)
+
+
+class _Reporter:
+    """Progress to the caller's callback (every two seconds) and to the log (less often)."""
+
+    def __init__(self, log: Callable[[str], None], progress: Callable[[Progress], None] | None):
+        self.progress = progress
+        self.log_line = Throttled(lambda p: log(f"data: {p.line()}"), LOG_EVERY, quiet_start=True)
+
+    def __call__(self, progress: Progress) -> None:
+        if self.progress is not None:
+            self.progress(progress)
+        self.log_line(progress)
+
+
+def _tokenize(
+    data: dict[str, Any],
+    tokenizer: Any,
+    examples: data_examples.Examples,
+    folder: Path,
+    log: Callable[[str], None],
+    report_progress: Callable[[Progress], None],
+) -> tuple[Any, DataReport]:
+    """Tokenize, report, and store the result in the cache (or keep it aside, uncached)."""
+    num_proc = pipeline.processes(data.get("num_proc", "auto"), len(examples))
+    log(
+        f"data: tokenizing {len(examples):,} examples with {num_proc} "
+        f"process{'es' if num_proc > 1 else ''}"
+    )
+    workdir = data_examples.make_workdir()
+    try:
+        tokenized = pipeline.tokenize(examples, tokenizer, data, num_proc, workdir, report_progress)
+    except BaseException:
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise
+    finally:
+        examples.close()  # its Arrow file is not needed any more
+    lengths = tokenized.lengths
+    dataset = tokenized.dataset
+    index = min(len(lengths) - 1, max(0, round(0.95 * (len(lengths) - 1))))
+    report = DataReport(
+        format=examples.format,
+        rows=examples.rows,
+        examples=len(dataset),
+        skipped=examples.skipped,
+        truncated=int((lengths > data["max_seq_length"]).sum()),
+        dropped_fully_masked=len(lengths) - len(dataset),
+        median_tokens=float(np.median(lengths)),
+        p95_tokens=float(np.partition(lengths, index)[index]),
+        max_tokens=int(lengths.max()),
+    )
+    if not len(dataset):
+        if workdir is not None:
+            shutil.rmtree(workdir, ignore_errors=True)
+        raise DataError(
+            f"{data['path']}: every example loses its whole answer to truncation at "
+            f"max_seq_length={data['max_seq_length']}; raise [data] max_seq_length"
+        )
+    in_cache = workdir is not None and workdir.parent == folder.parent
+    problem = None if in_cache else "the cache folder cannot be written"
+    if problem:
+        log(f"data: not cached ({problem}); the next run tokenizes again")
+    try:
+        if problem is None:
+            _store(folder, tokenized.files, report)
+            dataset = _open(folder)  # file-backed, memory-mapped
+    except OSError as e:  # the cache is a convenience: train without it
+        problem = str(e.strerror or e)
+        log(f"data: not cached ({problem}); the next run tokenizes again")
+    if problem is None:
+        shutil.rmtree(workdir, ignore_errors=True)
+    elif workdir is not None:  # the files serve this process's training, and no longer
+        atexit.register(shutil.rmtree, workdir, True)
+    return dataset, report
+
+
+def _cached(folder: Path, log: Callable[[str], None]) -> tuple[Any, DataReport] | None:
+    """A cache entry's dataset and report; None when there is none. A damaged entry (files
+    missing or unreadable) is said, removed, and tokenized again."""
+    if not (folder / "report.json").is_file():
+        return None
+    try:
+        report = DataReport(**json.loads((folder / "report.json").read_text()))
+        dataset = _open(folder)
+        if len(dataset) != report.examples:
+            raise ValueError(f"{len(dataset)} examples, {report.examples} in its report")
+    except Exception as e:  # noqa: BLE001 - whatever is wrong with it, tokenizing again mends it
+        log(f"data: the tokenization cache {folder} is damaged ({e}); tokenizing again")
+        shutil.rmtree(folder, ignore_errors=True)
+        return None
+    report.cached = True
+    return dataset, report
+
+
+def _open(folder: Path) -> Any:
+    """A cache entry's dataset: its Arrow files, memory-mapped, in order."""
+    import datasets
+
+    # Only tuiwiz's own files: the trainer's datasets.map writes its cache files beside them.
+    shards = sorted((folder / "shards").glob("tokens-*.arrow"))
+    if not shards:
+        raise FileNotFoundError(f"no tokens-*.arrow in {folder / 'shards'}")
+    parts = [datasets.Dataset.from_file(str(f)) for f in shards]
+    return parts[0] if len(parts) == 1 else datasets.concatenate_datasets(parts)
+
+
+def _store(folder: Path, files: list[Path], report: DataReport) -> None:
+    """Move the tokenized files into a cache entry, aside first and renamed into place, so a
+    crash leaves no half entry."""
     staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=".staging-"))
     try:
-        dataset.save_to_disk(str(staging / "dataset"))
+        (staging / "shards").mkdir()
+        for i, file in enumerate(files):
+            os.replace(file, staging / "shards" / f"tokens-{i:05d}.arrow")
         (staging / "report.json").write_text(json.dumps(asdict(report), indent=2))
         try:
             staging.rename(folder)

@@ -1,7 +1,9 @@
 """A dataset seen as the model will see it: detected format, rendered examples, token lengths.
 
-Used by `tuiwiz data` and the wizard's dataset step. Statistics come from a sample of at most
-`SAMPLE` rows so that a preview of a large dataset stays quick; the report says when it sampled.
+Used by `tuiwiz data` and the wizard's dataset step. Every row is read (streamed, never held in
+memory all together) to count the rows and the skipped ones, but token lengths are measured on a
+random sample of at most `SAMPLE` examples so that a preview of a large dataset stays quick;
+the report says when it sampled.
 Token lengths come only from the model's own tokenizer: without one (a model directory with a
 config.json alone) the preview says so instead of counting with a tokenizer that has no
 vocabulary.
@@ -11,12 +13,13 @@ from __future__ import annotations
 
 import random
 import statistics
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from tuiwiz.data import formats, readers, render
-from tuiwiz.data.prepare import percentile
+from tuiwiz.data import formats, render
+from tuiwiz.data.progress import Meter, Progress
 from tuiwiz.errors import ModelError
 
 SAMPLE = 2000
@@ -113,32 +116,74 @@ def split_at(
     return kept, dropped
 
 
+def percentile(values: list[int], q: float) -> float:
+    ordered = sorted(values)
+    if not ordered:
+        return 0.0
+    index = min(len(ordered) - 1, max(0, round(q * (len(ordered) - 1))))
+    return float(ordered[index])
+
+
+@dataclass
+class _Read:
+    format: str
+    why: str
+    rows: int
+    skipped: dict[str, int]
+    first: list[formats.Example]  # the first examples, to show
+    sample: list[formats.Example]  # a uniform random sample (seeded), to measure
+
+
+def _read(
+    data: dict[str, Any], count: int, on_progress: Callable[[Progress], None] | None
+) -> _Read:
+    """Stream every row once: counts, the first `count` examples and a sample of SAMPLE."""
+    from tuiwiz.data.examples import open_rows
+
+    opened = open_rows(data)
+    normalizer = opened.normalizer
+    meter = Meter("reading", on_progress, every=0.5)
+    rng = random.Random(0)
+    first: list[formats.Example] = []
+    sample: list[formats.Example] = []
+    for seen, example in enumerate(opened.examples(), start=1):
+        if len(first) < count:
+            first.append(example)
+        if seen <= SAMPLE:  # reservoir sampling: each example kept with chance SAMPLE / seen
+            sample.append(example)
+        elif (j := rng.randrange(seen)) < SAMPLE:
+            sample[j] = example
+        if seen % 4096 == 0:
+            meter.update(normalizer.rows, opened.reader.fraction)
+    meter.update(normalizer.rows, final=True)
+    fmt = normalizer.format
+    return _Read(fmt, opened.why, normalizer.rows, normalizer.skipped, first, sample)
+
+
 def preview(
-    data: dict[str, Any], tokenizer: Any, count: int = 3, token_problem: str | None = None
+    data: dict[str, Any],
+    tokenizer: Any,
+    count: int = 3,
+    token_problem: str | None = None,
+    progress: Callable[[Progress], None] | None = None,
 ) -> Preview:
-    """The preview; with `tokenizer` None only the format and rows (`token_problem` says why)."""
-    rows = readers.read_rows(data["path"], data["split"], data["subset"])
-    if data["max_samples"]:
-        rows = rows[: data["max_samples"]]
-    if data["format"] == "auto":
-        fmt, why = formats.detect(rows, data["columns"], data["path"])
-    else:
-        fmt, why = data["format"], "set in the preset"
-    normalized = formats.normalize(rows, fmt, data["columns"], data["path"])
-    result = Preview(format=fmt, why=why, rows=len(rows), examples=[], skipped=normalized.skipped)
+    """The preview; with `tokenizer` None only the format and rows (`token_problem` says why).
+    `progress` hears how the reading goes (about twice a second)."""
+    read = _read(data, count, progress)
+    result = Preview(
+        format=read.format, why=read.why, rows=read.rows, examples=[], skipped=read.skipped
+    )
     if tokenizer is None:
         result.token_problem = token_problem or "no tokenizer"
         return result
-    examples = normalized.examples
+    from tuiwiz.data.encode import Encoder
+
     limit = data["max_seq_length"]
-    result.examples = [
-        render.render(e, tokenizer, data["train_on_prompt"]) for e in examples[:count]
-    ]
+    renderer = render.renderer_for(tokenizer)
+    result.examples = [renderer.render(e, data["train_on_prompt"]) for e in read.first]
     result.cuts = [render.truncation_point(s, tokenizer, limit) for s in result.examples]
-    sample = examples if len(examples) <= SAMPLE else random.Random(0).sample(examples, SAMPLE)
-    rendered = [render.render(e, tokenizer, data["train_on_prompt"]) for e in sample]
-    ids, _ = render.tokenize_batch(rendered, tokenizer)
-    lengths = [len(x) for x in ids]
+    rendered = [renderer.render(e, data["train_on_prompt"]) for e in read.sample]
+    lengths = Encoder(tokenizer).encode(rendered).lengths.tolist()
     result.measured = len(lengths)
     result.lengths = lengths
     result.median_tokens = float(statistics.median(lengths))

@@ -31,6 +31,10 @@ MARKERS = frozenset(
 
 _KERNEL = "axolotl's own kernel patches; tuiwiz uses the model's standard implementation"
 _EVAL_GEN = "generation metrics during evaluation are not computed: try `tuiwiz chat RUN`"
+_PROCESSES = (
+    'tuiwiz picks its data processes for the machine it runs on ([data] num_proc = "auto": '
+    "the cores, up to 8); set [data] num_proc for a fixed number"
+)
 NOT_CARRIED = {
     "dataset_prepared_path": "tuiwiz caches tokenized data itself (~/.cache/tuiwiz/tokenized)",
     "output_dir": "tuiwiz chooses each run's directory (`tuiwiz run --output-dir DIR` to pick)",
@@ -64,8 +68,8 @@ NOT_CARRIED = {
     "eval_sample_packing": "no separate setting: the validation split is packed like the "
     "training data when [data] packing = true",
     "pad_to_sequence_len": "tuiwiz pads each batch to its longest example",
-    "dataset_processes": "tuiwiz tokenizes in batches and caches the result itself",
-    "dataset_num_proc": "tuiwiz tokenizes in batches and caches the result itself",
+    "dataset_processes": _PROCESSES,
+    "dataset_num_proc": _PROCESSES,
     "dataset_keep_in_memory": "tuiwiz tokenizes in batches and caches the result itself",
     "skip_prepare_dataset": "tuiwiz tokenizes in batches and caches the result itself",
     "shuffle_merged_datasets": "tuiwiz trains on one dataset (shuffled each epoch)",

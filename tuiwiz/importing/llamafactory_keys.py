@@ -25,6 +25,10 @@ MARKERS = frozenset(
 )
 
 _NOT_SUPPORTED = "not supported by tuiwiz"
+_PROCESSES = (
+    'tuiwiz picks its data processes for the machine it runs on ([data] num_proc = "auto": '
+    "the cores, up to 8); set [data] num_proc for a fixed number"
+)
 _INFERENCE = "an inference setting: pass it to `tuiwiz chat RUN` instead"
 _TOKEN = "tokens are never stored in presets; set HF_TOKEN in the environment"
 NOT_CARRIED = {
@@ -32,7 +36,7 @@ NOT_CARRIED = {
     "model's), or the ### Instruction / ### Response layout when it has none",
     "plot_loss": "not needed: the dashboard and `tuiwiz compare` chart the loss",
     "overwrite_cache": "not needed: tuiwiz's tokenization cache is keyed on the data and tokenizer",
-    "preprocessing_num_workers": "tuiwiz tokenizes in batches and caches the result itself",
+    "preprocessing_num_workers": _PROCESSES,
     "preprocessing_batch_size": "tuiwiz tokenizes in batches and caches the result itself",
     "tokenized_path": "tuiwiz caches tokenized data itself (~/.cache/tuiwiz/tokenized)",
     "eval_dataset": "tuiwiz holds out [data] validation_split of the training rows instead",

@@ -253,6 +253,10 @@ def training_arguments(
             disable_tqdm=True,
             save_only_model=False,
             dataset_num_proc=None,
+            # tuiwiz's data is tokenized, truncated and rid of fully masked examples already
+            # (tuiwiz.data.prepare): TRL's own pass over it would repeat that, one example at a
+            # time (a minute per million rows). Packing is TRL's, so it keeps that pass.
+            dataset_kwargs=None if data["packing"] else {"skip_prepare_dataset": True},
             **training,
         )
     except (ValueError, TypeError) as e:

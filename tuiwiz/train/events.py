@@ -147,13 +147,17 @@ def read_new(path: Path, offset: int) -> tuple[list[dict[str, Any]], int]:
     return events, offset + end
 
 
-def follow(path: Path, poll: float = 0.2, stop=lambda: False) -> Iterator[dict[str, Any]]:
-    """Yield events as they are appended, until `stop()` is true after a quiet poll."""
+def follow(
+    path: Path, poll: float = 0.2, stop=lambda: False, idle=lambda: None
+) -> Iterator[dict[str, Any]]:
+    """Yield events as they are appended, until `stop()` is true after a quiet poll; `idle()`
+    is called on every quiet poll (to watch something else meanwhile)."""
     offset = 0
     while True:
         events, offset = read_new(path, offset)
         yield from events
         if not events:
+            idle()
             if stop():
                 events, offset = read_new(path, offset)
                 yield from events

@@ -67,7 +67,7 @@ def run_process(
         config = {**config, "launch": ready.launch.section()}  # preset.toml says what ran
         opened = opening.open_run(run, config, ready, resume, handshake)
         if prepare:
-            ready.warm_cache(config["training"]["seed"])
+            ready.warm_cache(config["training"]["seed"], run)
             handshake.progress(f"ready to train {run.path}")
             return 0
     except (TuiwizError, KeyboardInterrupt, Exception) as e:

@@ -79,6 +79,7 @@ def open_run(
         suggestions=None,
         failed_rank=None,
         resume_from=str(opened.resume_from) if opened.resume_from else None,
+        prepare=None,  # an earlier attempt's data progress
         data_sha256=ready.data_sha256,
     )
     shutil.rmtree(run.failures, ignore_errors=True)  # failures of an earlier attempt

@@ -25,11 +25,17 @@ class Ready:
     data_sha256: str | None  # the data's fingerprint, recorded with the run
     launch: Launch  # "auto" resolved against this machine's GPUs
 
-    def warm_cache(self, seed: int) -> None:
-        """Tokenize once, before torchrun starts, so that every rank process reads the cache."""
+    def warm_cache(self, seed: int, run: RunDir | None) -> None:
+        """Tokenize once, before torchrun starts, so that every rank process reads the cache;
+        its progress goes to `run`'s status.json (None: a node that does not own the run)."""
         from tuiwiz.data import prepare
+        from tuiwiz.data.progress import StatusProgress
 
-        prepare.prepare(self.data, self.tokenizer, seed=seed, examples=self.examples, log=print)
+        progress = StatusProgress(run) if run is not None else None
+        prepare.prepare(
+            self.data, self.tokenizer, seed=seed, examples=self.examples, log=print,
+            progress=progress,
+        )  # fmt: skip
 
 
 def machine_launch(config: dict[str, Any]) -> Launch:
@@ -66,6 +72,7 @@ def run_checks(config: dict[str, Any], run: RunDir, handshake: Handshake, resume
 
     from tuiwiz import bundled, compat
     from tuiwiz.data import identity, prepare
+    from tuiwiz.data.progress import Throttled
     from tuiwiz.inspect import model as inspect_model
     from tuiwiz.train import builders, registry
 
@@ -96,7 +103,9 @@ def run_checks(config: dict[str, Any], run: RunDir, handshake: Handshake, resume
     cached = prepare.is_cached(data, tokenizer)
     if not cached and (problem := prepare.cache_problem()):
         say(problem)
-    examples = None if cached else prepare.load_examples(data)
+    # A big dataset takes a while to read: the terminal hears how far it is, every few seconds.
+    reading = Throttled(lambda p: say(f"data: {p.line()}"), every=5.0, only_if_slow=True)
+    examples = None if cached else prepare.load_examples(data, reading)
     builders.training_arguments(
         config, run.checkpoints, data["validation_split"] > 0, notice=lambda m: None
     )

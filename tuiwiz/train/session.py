@@ -60,6 +60,7 @@ class Session:
 
         from tuiwiz.config import effective_batch_size
         from tuiwiz.data import prepare
+        from tuiwiz.data.progress import StatusProgress
         from tuiwiz.train import builders, faults
         from tuiwiz.train.callbacks import BaseEvalCallback, EventsCallback
         from tuiwiz.train.resume import (
@@ -82,6 +83,7 @@ class Session:
             seed=config["training"]["seed"],
             examples=ready.examples,
             log=print,
+            progress=StatusProgress(self.run),
         )
         print(f"data: {json.dumps(report.__dict__)}", flush=True)
         args = builders.training_arguments(config, self.run.checkpoints, eval_ds is not None)

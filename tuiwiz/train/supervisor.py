@@ -52,7 +52,10 @@ class Supervisor:
         process.on_stop(self.request_stop)
         config_file = None
         try:
-            self.ready.warm_cache(self.config["training"]["seed"])  # once per node, not per rank
+            # Once per node, not per rank; the node that owns the run shows its progress.
+            self.ready.warm_cache(
+                self.config["training"]["seed"], None if self.joined else self.run_dir
+            )
             if self.joined:
                 # Another node: its ranks read this node's resolved preset (node 0's is in the
                 # run directory; on a filesystem that is not shared, there is none to read).

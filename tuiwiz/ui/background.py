@@ -42,21 +42,39 @@ def load_model_overview(key: tuple):
     return overview(name, revision, trust)
 
 
+# How far each pending dataset preview has read (a line to show), by its lookup key.
+_preview_progress: dict[tuple, str] = {}
+
+
+def preview_progress(key: tuple) -> str | None:
+    """What the preview of `key` is doing, while it runs (None before its first report)."""
+    return _preview_progress.get(key)
+
+
 def load_preview(key: tuple, draft_data: dict[str, Any], model: dict[str, Any]):
     """Dataset preview with the model's own tokenizer (chat template included)."""
     from tuiwiz.bundled import resolve_data, resolve_model
-    from tuiwiz.data.preview import NoTokenizer, preview, tokenizer_for
+    from tuiwiz.data.preview import SAMPLE, NoTokenizer, preview, tokenizer_for
     from tuiwiz.errors import DataError
 
     if not draft_data.get("path"):  # a preset opened before its data was chosen
         raise DataError("no dataset yet: give a file, a folder or a Hub dataset id above")
+
+    def report(progress) -> None:
+        done = progress.fraction >= 1
+        tail = f"; measuring token lengths on a sample of up to {SAMPLE:,}" if done else ""
+        _preview_progress[key] = f"{progress.counts()}{tail}"
+
     path = resolve_model(model["name_or_path"])
     data = {**draft_data, "path": resolve_data(draft_data["path"])}
     try:
-        tokenizer = tokenizer_for(path, {"model": model})
-    except NoTokenizer as e:  # the format and rows still show; the lengths say what they need
-        return preview(data, None, token_problem=str(e))
-    return preview(data, tokenizer)
+        try:
+            tokenizer = tokenizer_for(path, {"model": model})
+        except NoTokenizer as e:  # the format and rows still show; the lengths say what they need
+            return preview(data, None, token_problem=str(e), progress=report)
+        return preview(data, tokenizer, progress=report)
+    finally:
+        _preview_progress.pop(key, None)
 
 
 class LookupCache:

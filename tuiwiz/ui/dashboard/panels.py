@@ -9,6 +9,7 @@ from rich.table import Table
 from rich.text import Text
 from textual.widget import Widget
 
+from tuiwiz.data.progress import Progress
 from tuiwiz.gpu import GpuReading, GpuStatus
 from tuiwiz.ui.dashboard.model import RunView, loss
 from tuiwiz.units import duration, size
@@ -81,6 +82,7 @@ class Numbers:
 
     state: str = "unknown"
     now: float = 0.0
+    prepare: Progress | None = None  # the data preparation's, while the run prepares it
 
 
 class StatsPanel(DashPanel):
@@ -91,8 +93,10 @@ class StatsPanel(DashPanel):
         self.view = view
         self.numbers = Numbers()
 
-    def update_numbers(self, view: RunView, state: str, now: float) -> None:
-        self.view, self.numbers = view, Numbers(state, now)
+    def update_numbers(
+        self, view: RunView, state: str, now: float, prepare: Progress | None = None
+    ) -> None:
+        self.view, self.numbers = view, Numbers(state, now, prepare)
         self.changed()
 
     def content(self, width: int) -> Text:
@@ -109,7 +113,25 @@ class StatsPanel(DashPanel):
             text.append("\n")
 
         step, total = v.step, v.max_steps
-        if step is None:
+        prepare = self.numbers.prepare if state in ("running", "stopping") else None
+        preparing = step is None and prepare is not None and prepare.fraction < 1
+        if preparing:  # the data's progress, in the rows the steps and epochs take later
+            head = f"{prepare.phase} "
+            percent = f" {prepare.fraction:4.0%}"
+            room = width - 9 - len(head) - len(percent)
+            row(
+                "data",
+                (head, ""),
+                (bar(prepare.fraction, room) if room >= 4 else "", self.style_of("bar")),
+                (percent if room >= 4 else "", ""),
+            )
+            of = f" of {prepare.total:,}" if prepare.total else ""
+            row("", (f"{prepare.done:,}{of}", ""))
+            left = f" · {duration(prepare.eta_seconds)} left" if prepare.eta_seconds else ""
+            row("", (f"{prepare.rows_per_second:,.0f}/s", ""), (left, muted))
+        elif step is None and prepare is not None:
+            row("step", ("data ready; loading the model", muted))
+        elif step is None:
             row("step", ("loading model and data", muted))
         elif total:
             head = f"{step} / {total} "
@@ -125,7 +147,8 @@ class StatsPanel(DashPanel):
             row("step", (str(step), ""))
         total_epochs = v.total_epochs
         of = f" / {total_epochs:.2f}" if total_epochs else ""
-        row("epoch", (f"{v.epoch:.2f}{of}" if v.epoch is not None else "-", ""))
+        if not preparing:  # (as lr below)
+            row("epoch", (f"{v.epoch:.2f}{of}" if v.epoch is not None else "-", ""))
         last = v.train[-1][1] if v.train else None
         if v.evals:
             evals = f"   eval {loss(v.evals[-1][1])}"
@@ -135,13 +158,14 @@ class StatsPanel(DashPanel):
         step_event = v.last_step or {}
         lr = step_event.get("learning_rate")
         speed = step_event.get("tokens_per_second")
-        row(
-            "lr",
-            (f"{lr:.2e}" if isinstance(lr, (int, float)) else "-", ""),
-            # A visible separator: spaces alone can be lost (a copied screen, an SVG viewer),
-            # running the two numbers together.
-            (f" · {speed:,.0f} tok/s" if isinstance(speed, (int, float)) else "", muted),
-        )
+        if not preparing:  # the data's rows take its place: the panel keeps its height
+            row(
+                "lr",
+                (f"{lr:.2e}" if isinstance(lr, (int, float)) else "-", ""),
+                # A visible separator: spaces alone can be lost (a copied screen, an SVG
+                # viewer), running the two numbers together.
+                (f" · {speed:,.0f} tok/s" if isinstance(speed, (int, float)) else "", muted),
+            )
         running = state in ("running", "stopping")
         eta = v.eta(now) if running else None
         row(

@@ -24,6 +24,7 @@ from textual.screen import Screen
 from textual.widgets import Footer, Log
 from textual.worker import get_current_worker
 
+from tuiwiz.data.progress import from_status
 from tuiwiz.errors import describe_error
 from tuiwiz.train.rundir import RunDir
 from tuiwiz.train.state import RunState
@@ -411,7 +412,9 @@ class DashboardScreen(Screen[None]):
         return "stopping" if self.stopping and self.state == RunState.RUNNING else self.state
 
     def _refresh_stats(self) -> None:
-        self.query_one(StatsPanel).update_numbers(self.view, self._display_state(), self.clock())
+        prepare = from_status(self.status) if self.status.get("phase") == "preparing" else None
+        panel = self.query_one(StatsPanel)
+        panel.update_numbers(self.view, self._display_state(), self.clock(), prepare)
 
     def _refresh_all(self) -> None:
         state = self._display_state()

@@ -51,8 +51,9 @@ def stats_text(p, max_seq_length: int) -> Text:
         t.append(f"\n{p.token_problem[:1].upper()}{p.token_problem[1:]}", "yellow")
         return t
     t.append("\nTokens per example")
-    if p.measured < p.rows:
-        t.append(f" (a sample of {p.measured:,})")
+    examples = p.rows - sum(p.skipped.values())
+    if p.measured < examples:  # a big dataset: measured on a sample, trained on all of it
+        t.append(f" (a random sample of {p.measured:,} of {examples:,}; training uses all)")
     t.append(f": median {p.median_tokens:.0f}, 95th percentile {p.p95_tokens:.0f}, ")
     t.append(f"max {p.max_tokens}  vs max_seq_length {max_seq_length}\n")
     share = p.truncated_share
@@ -71,6 +72,7 @@ class DatasetStep(StepScreen):
     DatasetStep #legend { height: auto; }
     """
     _debounce: Timer | None = None
+    _progress_timer: Timer | None = None
 
     def compose_form(self) -> ComposeResult:
         yield Static("Dataset", classes="section-title")
@@ -107,6 +109,10 @@ class DatasetStep(StepScreen):
     def lookup_done(self) -> None:
         self._show_preview()
 
+    def _show_progress(self) -> None:
+        if not self.draft.invalid:
+            self._show_preview()
+
     def _show_preview(self) -> None:
         if not self.is_mounted:
             return
@@ -116,8 +122,17 @@ class DatasetStep(StepScreen):
             return  # keep the last preview until the typed values are valid again
         item = self.app.data_preview()  # type: ignore[attr-defined]
         if not item.done:
-            stats.update(Text("Reading and tokenizing the dataset…", "dim italic"))
+            from tuiwiz.ui.background import preview_progress
+
+            doing = preview_progress(item.key)
+            text = f"Reading the dataset: {doing}…" if doing else "Reading the dataset…"
+            stats.update(Text(text, "dim italic"))
+            if self._progress_timer is None:  # look again while it works
+                self._progress_timer = self.set_interval(0.5, self._show_progress)
             return
+        if self._progress_timer is not None:
+            self._progress_timer.stop()
+            self._progress_timer = None
         if item.error:
             stats.update(Text(f"✗ {item.error}", "bold red"))
             for e in examples:
