@@ -290,6 +290,27 @@ def test_fast_path_equals_the_reference(tokenizers, tokenizer_name, template):
         assert any(plan is not None for plan in renderer.plans.values())
 
 
+def test_the_rust_tokenizer_called_directly_is_set_as_transformers_sets_it(tokenizers):
+    """The fast path calls the Rust tokenizer itself: truncation and padding saved in a
+    tokenizer.json must not apply (transformers turns them off for such a call), its
+    split_special_tokens must (a literal "<|im_start|>" in the data split into pieces), and the
+    user's tokenizer is left as it was."""
+    base = tokenizers["byte-bpe"]
+    examples = examples_of("alpaca") + [formats.Example(prompt="say <|im_start|>", completion="ok")]
+    for split in (False, True):
+        tok = with_template(base, TEMPLATES["chatml"])
+        tok.backend_tokenizer.enable_truncation(max_length=4)
+        tok.backend_tokenizer.enable_padding(length=64)
+        tok.split_special_tokens = split
+        rendered = [ref.render(e, tok) for e in examples]
+        ids, labels = encode.Encoder(tok).encode(rendered).rows()
+        assert (ids, labels) == ref.tokenize(rendered, tok), split
+        assert max(map(len, ids)) > 4
+    plain = encode.Encoder(with_template(base, None))
+    assert plain.backend.truncation is None and plain.backend.padding is None
+    assert base.backend_tokenizer.truncation is None  # the shared tokenizer: not touched
+
+
 @pytest.mark.parametrize("tokenizer_name", ["byte-bpe-bos", "metaspace-bos", "canine-slow"])
 @pytest.mark.parametrize("limit", [1, 2, 7, 30, 4096])
 def test_truncation_and_dropping_equal_the_reference(tokenizers, tokenizer_name, limit):
