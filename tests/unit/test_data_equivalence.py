@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import copy
 import json
+import os
+import subprocess
 
 import pytest
 import reference_prep as ref
@@ -373,7 +375,15 @@ def test_prepare_with_processes_equals_the_reference(
     raw = {"path": str(path), "max_seq_length": 24, "num_proc": num_proc}
     data = config.validate({"model": {"name_or_path": "m"}, "data": raw})["data"]
     lines: list[str] = []
+    monkeypatch.setenv("TOKENIZERS_PARALLELISM", "true")
+    environ = os.environ
     train, validation, report = prepare.prepare(data, bench_tokenizer, log=lines.append)
+    # datasets' map with processes swaps os.environ for a copy, and leaves the real
+    # environment's TOKENIZERS_PARALLELISM false: both are put back.
+    assert os.environ is environ and os.environ["TOKENIZERS_PARALLELISM"] == "true"
+    assert subprocess.run(
+        ["sh", "-c", "echo $TOKENIZERS_PARALLELISM"], capture_output=True, text=True
+    ).stdout.strip() == "true"
     assert validation is None and not report.cached
     assert any(f"tokenizing 320 examples with {num_proc} process" in line for line in lines)
     examples = formats.normalize(rows, "messages", {}, str(path)).examples

@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,17 +113,8 @@ def tokenize(
     try:
         if watcher is not None:
             watcher.start()
-        mapped = source.dataset.with_format("arrow").map(
-            job,
-            batched=True,
-            batch_size=BATCH,
-            num_proc=num_proc if num_proc > 1 else None,
-            remove_columns=source.dataset.column_names,
-            cache_file_name=str(folder / "tokens.arrow") if folder is not None else None,
-            keep_in_memory=folder is None,
-            load_from_cache_file=False,
-            new_fingerprint=f"tuiwiz-{os.getpid()}-{id(job)}",  # not a hash of the tokenizer
-        )
+        with _environment_kept():
+            mapped = _map(source, job, num_proc, folder)
     finally:
         if watcher is not None:
             watcher.stop()
@@ -133,6 +124,37 @@ def tokenize(
     meter.update(len(lengths), final=True)
     files = [Path(f["filename"]) for f in mapped.cache_files]
     return Tokenized(mapped.with_format(None), lengths.astype(np.int64), files)
+
+
+def _map(source: examples.Examples, job: TokenizeJob, num_proc: int, folder: Path | None) -> Any:
+    return source.dataset.with_format("arrow").map(
+        job,
+        batched=True,
+        batch_size=BATCH,
+        num_proc=num_proc if num_proc > 1 else None,
+        remove_columns=source.dataset.column_names,
+        cache_file_name=str(folder / "tokens.arrow") if folder is not None else None,
+        keep_in_memory=folder is None,
+        load_from_cache_file=False,
+        new_fingerprint=f"tuiwiz-{os.getpid()}-{id(job)}",  # not a hash of the tokenizer
+    )
+
+
+@contextlib.contextmanager
+def _environment_kept() -> Iterator[None]:
+    """datasets' map(num_proc > 1) sets TOKENIZERS_PARALLELISM=false in the process's
+    environment for its forked workers, then replaces `os.environ` with a copy taken before:
+    afterwards `os.environ` and the real environment disagree, and whatever holds the original
+    mapping (rich's consoles) no longer sees changes. Put both back as they were."""
+    environ, parallelism = os.environ, os.environ.get("TOKENIZERS_PARALLELISM")
+    try:
+        yield
+    finally:
+        os.environ = environ  # noqa: B003 - the original object, not a new environment
+        if parallelism is None:
+            environ.pop("TOKENIZERS_PARALLELISM", None)
+        else:
+            environ["TOKENIZERS_PARALLELISM"] = parallelism
 
 
 def _lengths(folder: Path) -> np.ndarray:
