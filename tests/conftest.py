@@ -12,6 +12,11 @@ ROOT = Path(__file__).resolve().parent.parent
 # One demo model for the whole session: building it costs ~30-60 s, so it lives in a cache
 # shared by all tests (it is deterministic and read-only once built).
 SESSION_CACHE = Path(os.environ.get("TUIWIZ_TEST_CACHE", "/tmp/tuiwiz-test-cache"))
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # A worker per core: each worker, and every training process it starts, computes on one
+    # thread. The demo model is tiny, and more threads than cores (two workers' trainings, or
+    # gloo's two ranks beside another worker's run) slowed the suite down many times over.
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
 
 
 @pytest.fixture(scope="session", autouse=True)

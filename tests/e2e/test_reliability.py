@@ -194,7 +194,9 @@ def test_disk_full_while_saving_keeps_the_previous_checkpoint(
 
 def test_two_processes_never_train_into_one_run(tmp_path: Path, demo_model):
     run = tmp_path / "run"
-    job = jobs.start(run, config=config("training.max_steps=30"))
+    # Steps enough to be training still when the second process has made its checks (the
+    # run is stopped right after): it must be refused for the lock, not for a finished run.
+    job = jobs.start(run, config=config("training.max_steps=2000"))
     wait_for_step(job, 1)
     result = subprocess.run(
         [sys.executable, "-m", "tuiwiz", "resume", str(run)],

@@ -381,9 +381,12 @@ def test_prepare_with_processes_equals_the_reference(
     # datasets' map with processes swaps os.environ for a copy, and leaves the real
     # environment's TOKENIZERS_PARALLELISM false: both are put back.
     assert os.environ is environ and os.environ["TOKENIZERS_PARALLELISM"] == "true"
-    assert subprocess.run(
-        ["sh", "-c", "echo $TOKENIZERS_PARALLELISM"], capture_output=True, text=True
-    ).stdout.strip() == "true"
+    assert (
+        subprocess.run(
+            ["sh", "-c", "echo $TOKENIZERS_PARALLELISM"], capture_output=True, text=True
+        ).stdout.strip()
+        == "true"
+    )
     assert validation is None and not report.cached
     assert any(f"tokenizing 320 examples with {num_proc} process" in line for line in lines)
     examples = formats.normalize(rows, "messages", {}, str(path)).examples
