@@ -7,6 +7,7 @@ Not imported by anything: vulture reads it as code that uses these names.
 # Attributes set on library objects, which the library reads.
 _.decoder  # tokenizers.Tokenizer
 _.post_processor  # tokenizers.Tokenizer
+_.encode_special_tokens  # tokenizers.Tokenizer (tuiwiz.data.encode._backend)
 _.max_length  # transformers.GenerationConfig
 _.model_max_length  # a transformers tokenizer
 _.justify  # rich table columns
