@@ -4,6 +4,7 @@ the libraries' chatter kept out of the way. Shared by the launched process and t
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
@@ -36,6 +37,9 @@ def quiet_libraries() -> None:
     of logs and terminals: tuiwiz says what matters itself. Call before importing them."""
     warnings.simplefilter("ignore", FutureWarning)
     warnings.filterwarnings("ignore", module="bitsandbytes")
+    # On CPUs with AVX512-BF16, bitsandbytes looks for the optional `kernels` package when it is
+    # imported and logs a warning without it, then uses its own kernels: nothing to act on.
+    logging.getLogger("bitsandbytes.backends.cpu.ops").setLevel(logging.ERROR)
     # Progress bars would fill a log with carriage returns.
     os.environ.setdefault("HF_DATASETS_DISABLE_PROGRESS_BARS", "1")
     os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")
