@@ -357,7 +357,9 @@ _ENTRIES = (
             "Where the training examples come from: a local file (JSON Lines, JSON, CSV, Parquet "
             "or plain text), a folder of such files, or a Hugging Face Hub dataset id such as "
             '"tatsu-lab/alpaca". JSON Lines, one JSON object per line, is the easiest to write '
-            "by hand. In a preset, a path starting with ./ or ../ is relative to the preset file. "
+            "by hand. A relative path in a preset file is relative to that file; given with "
+            "--set or typed here, to the working directory. A run records it absolute, with a "
+            "fingerprint of the data: resume and eval refuse data that changed since. "
             "The quality and consistency of these examples matter more than any other setting."
         ),
         range="a file path, a folder, or an org/name Hub dataset id",
