@@ -104,6 +104,14 @@ def train(model_dir: str, data: Path, steps: int, warmup: int, output: Path) -> 
         peft_config=peft_config,
         callbacks=[timing_callback(warmup, steps, record)],
     )
+    return train_measured(trainer, record, warmup, steps)
+
+
+def train_measured(trainer, record: dict, warmup: int, steps: int) -> dict:
+    """Train, then the throughput after the warm-up and the peak of allocated GPU memory."""
+    import torch
+
+    cuda = torch.cuda.is_available()
     if cuda:
         torch.cuda.reset_peak_memory_stats()
     trainer.train()
@@ -112,19 +120,24 @@ def train(model_dir: str, data: Path, steps: int, warmup: int, output: Path) -> 
     return result
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def cli(train, description: str, default_output: str, argv: list[str] | None) -> int:
+    """The command line both baselines share: train, then write and print the measurement."""
+    parser = argparse.ArgumentParser(description=description)
     parser.add_argument("--model", required=True)
     parser.add_argument("--data", type=Path, required=True)
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--output", type=Path, default=Path("plain-trl-out"))
+    parser.add_argument("--output", type=Path, default=Path(default_output))
     parser.add_argument("--result", type=Path, required=True, help="write the measurement here")
     args = parser.parse_args(argv)
     result = train(args.model, args.data, args.steps, args.warmup, args.output)
     args.result.write_text(json.dumps(result))
     print(json.dumps(result))
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return cli(train, __doc__.split("\n\n")[0], "plain-trl-out", argv)
 
 
 if __name__ == "__main__":

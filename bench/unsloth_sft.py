@@ -12,8 +12,6 @@ separate folder. Unsloth must be imported before transformers and TRL.
 
 from __future__ import annotations
 
-import argparse
-import json
 import os
 import sys
 from pathlib import Path
@@ -30,7 +28,7 @@ def train(model_dir: str, data: Path, steps: int, warmup: int, output: Path) -> 
     import datasets
     import torch
     from trl import SFTConfig, SFTTrainer
-    from plain_trl_sft import chat_rows, measured, timing_callback
+    from plain_trl_sft import chat_rows, timing_callback, train_measured
 
     model, tokenizer = FastLanguageModel.from_pretrained(
         model_name=model_dir,
@@ -82,29 +80,13 @@ def train(model_dir: str, data: Path, steps: int, warmup: int, output: Path) -> 
         processing_class=tokenizer,
         callbacks=[timing_callback(warmup, steps, record)],
     )
-    cuda = torch.cuda.is_available()  # Unsloth also trains on the CPU (--smoke checks)
-    if cuda:
-        torch.cuda.reset_peak_memory_stats()
-    trainer.train()
-    result = measured(record, warmup, steps)
-    result["allocated_peak_bytes"] = torch.cuda.max_memory_allocated() if cuda else None
-    result["settings"] = SETTINGS
-    return result
+    return {**train_measured(trainer, record, warmup, steps), "settings": SETTINGS}
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--model", required=True)
-    parser.add_argument("--data", type=Path, required=True)
-    parser.add_argument("--steps", type=int, default=30)
-    parser.add_argument("--warmup", type=int, default=5)
-    parser.add_argument("--output", type=Path, default=Path("unsloth-out"))
-    parser.add_argument("--result", type=Path, required=True, help="write the measurement here")
-    args = parser.parse_args(argv)
-    result = train(args.model, args.data, args.steps, args.warmup, args.output)
-    args.result.write_text(json.dumps(result))
-    print(json.dumps(result))
-    return 0
+    from plain_trl_sft import cli
+
+    return cli(train, __doc__.split("\n\n")[0], "unsloth-out", argv)
 
 
 if __name__ == "__main__":

@@ -43,7 +43,7 @@ PYTHON_TESTED = ((3, 10), (3, 13))  # the oldest and newest Python CI runs (READ
 # Libraries each command imports, by the name of their distribution: a version outside its
 # supported range stops the command. `REQUIRED` ones must also be installed; the others (the
 # Python 3.10 light install, for instance, has no torch) are checked only when present.
-_TRAIN = (
+TRAINING_PACKAGES = (
     "torch",
     "transformers",
     "peft",
@@ -54,12 +54,12 @@ _TRAIN = (
     "huggingface-hub",
 )
 # What a finished run is loaded with (eval, chat, export): the training stack but TRL.
-_AFTER = tuple(name for name in _TRAIN if name != "trl")
+_AFTER = tuple(name for name in TRAINING_PACKAGES if name != "trl")
 USES: dict[str, tuple[str, ...]] = {
-    "run": _TRAIN,
-    "resume": _TRAIN,
-    "demo": _TRAIN,
-    "launch-script": _TRAIN,
+    "run": TRAINING_PACKAGES,
+    "resume": TRAINING_PACKAGES,
+    "demo": TRAINING_PACKAGES,
+    "launch-script": TRAINING_PACKAGES,
     "eval": _AFTER,
     "chat": _AFTER,
     "export": (*_AFTER, "gguf"),
@@ -71,7 +71,7 @@ USES: dict[str, tuple[str, ...]] = {
     "attach": ("textual",),
 }
 REQUIRED: dict[str, tuple[str, ...]] = {
-    **{name: _TRAIN for name in ("run", "resume", "demo")},
+    **{name: TRAINING_PACKAGES for name in ("run", "resume", "demo")},
     **{name: _AFTER for name in ("eval", "chat", "export")},
     "data": ("transformers", "datasets"),
     "serve": ("textual", "textual-serve"),

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from tuiwiz.data import encode, examples, progress, render
-from tuiwiz.errors import DataError
+from tuiwiz.errors import DataError, describe_error
 
 BATCH = 1000  # examples per map call (and per tokenizer call)
 MAX_AUTO_PROCESSES = 8  # "auto" never starts more: beyond it, the disk and the merge dominate
@@ -69,10 +69,9 @@ class TokenizeJob:
         try:
             return self.renderer.render(example, self.train_on_prompt)
         except Exception as e:  # noqa: BLE001 - the template's own exceptions (raise_exception)
-            text = str(e).strip().splitlines()
             raise DataError(
                 f"{self.path}: the model's chat template cannot render an example "
-                f"({type(e).__name__}: {text[0] if text else ''}); fix or remove it"
+                f"({describe_error(e)}); fix or remove it"
             ) from None
 
     def _record(self, lengths: np.ndarray) -> None:

@@ -20,7 +20,7 @@ from typing import Any
 
 from tuiwiz.data import formats, render
 from tuiwiz.data.progress import Meter, Progress
-from tuiwiz.errors import ModelError
+from tuiwiz.errors import ModelError, first_line
 
 SAMPLE = 2000
 # Files that hold a tokenizer's vocabulary (tokenizer_config.json alone holds none).
@@ -86,8 +86,7 @@ def tokenizer_for(model_path: str, config: dict[str, Any]) -> Any:
     try:
         tokenizer = load_tokenizer(model_path, config)
     except (OSError, ValueError, TypeError, KeyError) as e:
-        text = str(e).strip().splitlines()
-        reason = text[0] if text else type(e).__name__
+        reason = first_line(e)
         raise NoTokenizer(
             model_path, f"cannot load the tokenizer of {model_path} ({reason})"
         ) from None

@@ -9,14 +9,7 @@ from tuiwiz import compat
 from tuiwiz.doctor import FAIL, OK, WARN, Check, Facts
 
 PACKAGES = (
-    "torch",
-    "transformers",
-    "peft",
-    "trl",
-    "bitsandbytes",
-    "datasets",
-    "accelerate",
-    "huggingface-hub",
+    *compat.TRAINING_PACKAGES,
     "textual",
     "textual-serve",
     "gguf",
