@@ -112,19 +112,21 @@ class StatsPanel(DashPanel):
             text.append_text(line)
             text.append("\n")
 
+        def bar_row(label: str, head: str, fraction: float) -> None:
+            percent = f" {fraction:4.0%}"
+            room = width - 9 - len(head) - len(percent)  # 9: the label column and its space
+            row(
+                label,
+                (head, ""),
+                (bar(fraction, room) if room >= 4 else "", self.style_of("bar")),
+                (percent if room >= 4 else "", ""),
+            )
+
         step, total = v.step, v.max_steps
         prepare = self.numbers.prepare if state in ("running", "stopping") else None
         preparing = step is None and prepare is not None and prepare.fraction < 1
         if preparing:  # the data's progress, in the rows the steps and epochs take later
-            head = f"{prepare.phase} "
-            percent = f" {prepare.fraction:4.0%}"
-            room = width - 9 - len(head) - len(percent)
-            row(
-                "data",
-                (head, ""),
-                (bar(prepare.fraction, room) if room >= 4 else "", self.style_of("bar")),
-                (percent if room >= 4 else "", ""),
-            )
+            bar_row("data", f"{prepare.phase} ", prepare.fraction)
             of = f" of {prepare.total:,}" if prepare.total else ""
             row("", (f"{prepare.done:,}{of}", ""))
             left = f" · {duration(prepare.eta_seconds)} left" if prepare.eta_seconds else ""
@@ -134,15 +136,7 @@ class StatsPanel(DashPanel):
         elif step is None:
             row("step", ("loading model and data", muted))
         elif total:
-            head = f"{step} / {total} "
-            percent = f" {step / total:4.0%}"
-            room = width - 9 - len(head) - len(percent)
-            row(
-                "step",
-                (head, ""),
-                (bar(step / total, room) if room >= 4 else "", self.style_of("bar")),
-                (percent if room >= 4 else "", ""),
-            )
+            bar_row("step", f"{step} / {total} ", step / total)
         else:
             row("step", (str(step), ""))
         total_epochs = v.total_epochs
